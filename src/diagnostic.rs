@@ -1,0 +1,179 @@
+//! Diagnostics shared by every stage that reports on a `.cell` file, and their
+//! rendering in the style of rustc: `error: ...`, a `--> FILE:LINE:COLUMN` line,
+//! the source line and carets under the span.
+//!
+//! Stages keep their own thiserror enums; each converts to a [`Diagnostic`] for
+//! display, so that there is one renderer and one look.
+
+use crate::syntax::ast::Span;
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A secondary place the message points at, with what it says there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    pub span: Span,
+    /// Said under the carets of the main span.
+    pub label: String,
+    pub secondary: Vec<Label>,
+    /// `= help: ...` / `= note: ...` lines at the end.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: String::new(),
+            secondary: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+    pub fn warning(message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message, span)
+        }
+    }
+    pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = label.into();
+        self
+    }
+    pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.secondary.push(Label {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+    pub fn with_note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(note.into());
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic against the source it was made from.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let mut out = String::new();
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(out, "{kind}: {}", self.message);
+        let (line, col) = line_col(source, self.span.start);
+        let mut places: Vec<(&Span, &str, char)> = vec![(&self.span, &self.label, '^')];
+        for l in &self.secondary {
+            places.push((&l.span, &l.message, '-'));
+        }
+        let width = places
+            .iter()
+            .map(|(s, _, _)| line_col(source, s.start).0.to_string().len())
+            .max()
+            .unwrap_or(1);
+        let pad = " ".repeat(width);
+        let _ = writeln!(out, "{pad}--> {file}:{line}:{col}");
+        let _ = writeln!(out, "{pad} |");
+        // Places in source order; the main one first among equals.
+        places.sort_by_key(|(s, _, c)| (s.start, *c != '^'));
+        for (span, message, mark) in places {
+            let (l, c) = line_col(source, span.start);
+            let text = source.lines().nth(l - 1).unwrap_or("");
+            let line_end = text.chars().count() + 1;
+            let start_col = c;
+            let end = if span.end > span.start {
+                let (el, ec) = line_col(source, span.end);
+                if el == l { ec } else { line_end }
+            } else {
+                start_col + 1
+            };
+            let carets = end.saturating_sub(start_col).max(1);
+            let _ = writeln!(out, "{:>width$} | {}", l, text.trim_end());
+            let _ = writeln!(
+                out,
+                "{pad} | {}{} {}",
+                " ".repeat(start_col - 1),
+                mark.to_string().repeat(carets),
+                message
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "{pad} = {note}");
+        }
+        out.lines()
+            .map(|l| l.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = source[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Renders every diagnostic, errors and warnings in the order given.
+pub fn render_all(diags: &[Diagnostic], file: &str, source: &str) -> String {
+    diags
+        .iter()
+        .map(|d| d.render(file, source))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The closest of `candidates` to `name`, if it is close enough to suggest.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(name, c);
+        let limit = (name.chars().count().max(c.chars().count()) / 2).max(1);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(!a[i - 1].eq_ignore_ascii_case(&b[j - 1]));
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
