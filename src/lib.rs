@@ -17,3 +17,6 @@
 
 pub mod diagnostic;
 pub mod syntax;
+pub mod runtime;
+pub mod graph;
+pub mod check;

@@ -1,0 +1,120 @@
+//! A checked cell: its signature, and the graph of one step.
+//!
+//! The step graph's arguments are, in order, every parameter, every input at
+//! step `t`, and every state read `h_{t-k}` the equations make; its results are
+//! every state's new value (in state order) followed by every output.
+
+use super::Graph;
+use super::dim::{Dim, Type};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSig {
+    pub name: String,
+    pub size: Dim,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    Zero,
+    /// Learned: parameter number `param` (named `NAME_0`).
+    Param(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateSig {
+    pub name: String,
+    pub size: Dim,
+    pub init: Init,
+    /// How many steps back the cell reads it (0 when it only reads `h_t`).
+    pub max_lag: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSig {
+    pub name: String,
+    pub dims: Vec<Dim>,
+    /// Whether the shape was written (`param W: [H, X]`) or inferred from use.
+    pub declared: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSig {
+    pub name: String,
+    pub ty: Type,
+}
+
+/// A dimension name the cell's sizes use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimSig {
+    pub name: String,
+    /// Named by the user (`H`), or a size that use left open and inference
+    /// named (`V_rows`): bound by `-D` or by the arrays given at run time.
+    pub free: bool,
+    /// For a free dimension, where it comes from, in words.
+    pub origin: String,
+}
+
+/// What a step-graph argument stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgKind {
+    Param(usize),
+    Input(usize),
+    /// `state` read `lag` steps back (`lag >= 1`).
+    State { state: usize, lag: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    pub name: String,
+    pub inputs: Vec<InputSig>,
+    pub states: Vec<StateSig>,
+    pub params: Vec<ParamSig>,
+    pub outputs: Vec<OutputSig>,
+    pub dims: Vec<DimSig>,
+    pub arg_kinds: Vec<ArgKind>,
+    pub graph: Graph,
+}
+
+impl StepGraph {
+    /// The argument index of a state read, if the cell makes it.
+    pub fn state_arg(&self, state: usize, lag: u32) -> Option<usize> {
+        self.arg_kinds
+            .iter()
+            .position(|k| *k == ArgKind::State { state, lag })
+    }
+    pub fn param_arg(&self, p: usize) -> usize {
+        self.arg_kinds
+            .iter()
+            .position(|k| *k == ArgKind::Param(p))
+            .expect("every parameter is an argument")
+    }
+    pub fn input_arg(&self, i: usize) -> usize {
+        self.arg_kinds
+            .iter()
+            .position(|k| *k == ArgKind::Input(i))
+            .expect("every input is an argument")
+    }
+    /// Index of the result giving state `s`'s new value.
+    pub fn state_result(&self, s: usize) -> usize {
+        s
+    }
+    /// Index of the result giving output `o`.
+    pub fn output_result(&self, o: usize) -> usize {
+        self.states.len() + o
+    }
+    pub fn max_lag(&self) -> u32 {
+        self.states.iter().map(|s| s.max_lag).max().unwrap_or(0)
+    }
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+    pub fn param_type(&self, p: usize) -> Type {
+        Type::new(false, self.params[p].dims.clone())
+    }
+    pub fn state_type(&self, s: usize) -> Type {
+        Type::vector(true, self.states[s].size.clone())
+    }
+    pub fn input_type(&self, i: usize) -> Type {
+        Type::vector(true, self.inputs[i].size.clone())
+    }
+}
