@@ -600,13 +600,31 @@ impl Checker {
                 g.update_edge(nodes[dep], nodes[e], ());
             }
         }
-        match petgraph::algo::toposort(&g, None) {
-            Ok(order) => Ok(order.into_iter().map(|n| g[n]).collect()),
-            Err(cycle) => {
-                let start = g[cycle.node_id()];
+        // Kahn's algorithm taking the earliest equation first, so that the
+        // graph follows the file's order wherever dependencies allow.
+        let mut indegree: Vec<usize> = nodes
+            .iter()
+            .map(|n| g.neighbors_directed(*n, petgraph::Direction::Incoming).count())
+            .collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..eqs.len()).filter(|e| indegree[*e] == 0).collect();
+        let mut order = Vec::with_capacity(eqs.len());
+        while let Some(e) = ready.pop_first() {
+            order.push(e);
+            for next in g.neighbors_directed(nodes[e], petgraph::Direction::Outgoing) {
+                let n = g[next];
+                indegree[n] -= 1;
+                if indegree[n] == 0 {
+                    ready.insert(n);
+                }
+            }
+        }
+        match (order.len() == eqs.len()).then_some(order).ok_or(()) {
+            Ok(order) => Ok(order),
+            Err(()) => {
                 let scc = petgraph::algo::tarjan_scc(&g)
                     .into_iter()
-                    .find(|c| c.iter().any(|n| g[*n] == start))
+                    .find(|c| c.len() > 1 || g.contains_edge(c[0], c[0]))
                     .unwrap_or_default();
                 let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
                 members.sort();

@@ -20,3 +20,6 @@ pub mod syntax;
 pub mod runtime;
 pub mod graph;
 pub mod check;
+pub mod interp;
+pub mod unroll;
+pub mod cli;

@@ -1,0 +1,266 @@
+//! Named arrays in, checked sequences out: which array is which parameter,
+//! input or initial state, whether its shape fits the cell, and what every
+//! dimension is. Every error names the array and says what was expected.
+
+use super::bind::{BindError, Constraint, bind};
+use crate::graph::dim::{Bindings, Dim, shape_string};
+use crate::graph::op::Real;
+use crate::graph::step::StepGraph;
+use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3};
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DataError {
+    #[error("parameter `{name}` is missing: expected an array of shape {expected}")]
+    MissingParam { name: String, expected: String },
+    #[error("`{name}` is not a parameter of cell `{cell}` (its parameters: {known})")]
+    ExtraParam {
+        name: String,
+        cell: String,
+        known: String,
+    },
+    #[error("input `{name}` is missing: expected an array of shape [T, B, {size}] (or [T, {size}])")]
+    MissingInput { name: String, size: String },
+    #[error("`{name}` is not an input of cell `{cell}` (its inputs: {known})")]
+    ExtraInput {
+        name: String,
+        cell: String,
+        known: String,
+    },
+    #[error("`{name}` is not a state of cell `{cell}` (its states: {known})")]
+    ExtraState {
+        name: String,
+        cell: String,
+        known: String,
+    },
+    #[error("{what} `{name}` has shape {found:?}, expected {expected}")]
+    Rank {
+        what: &'static str,
+        name: String,
+        found: Vec<usize>,
+        expected: String,
+    },
+    #[error("input `{name}` has {found} steps and batch {found_batch}, but `{first}` has {steps} and {batch}")]
+    InputsDisagree {
+        name: String,
+        found: usize,
+        found_batch: usize,
+        first: String,
+        steps: usize,
+        batch: usize,
+    },
+    #[error("--lengths: {0}")]
+    Lengths(String),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+/// Everything a run over sequences needs, checked against the cell.
+#[derive(Clone, Debug)]
+pub struct Sequences<F> {
+    /// By parameter index.
+    pub params: Vec<ArrayD<F>>,
+    /// By input index, `[T, B, n]`.
+    pub inputs: Vec<Array3<F>>,
+    /// By state index: an initial value given at run time, `[B, n]`.
+    pub init: Vec<Option<Array2<F>>>,
+    /// Each sequence's length; `None` means all are `T` long.
+    pub lengths: Option<Vec<usize>>,
+    pub reverse: bool,
+    pub bindings: Bindings,
+    pub steps: usize,
+    pub batch: usize,
+}
+
+impl<F> Sequences<F> {
+    pub fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.steps, |l| l[b])
+    }
+}
+
+/// Named arrays as they come from files.
+pub type Named<F> = Vec<(String, ArrayD<F>)>;
+
+/// Matches arrays to the cell by name and binds its dimensions. Parameters
+/// whose names start with `readout.` belong to a training head and are ignored.
+pub fn prepare<F: Real>(
+    step: &StepGraph,
+    params: Named<F>,
+    inputs: Named<F>,
+    init: Named<F>,
+    lengths: Option<Vec<i64>>,
+    defines: &Bindings,
+    reverse: bool,
+) -> Result<Sequences<F>, DataError> {
+    let mut constraints = Vec::new();
+    let list = |names: Vec<&str>| names.join(", ");
+
+    // Parameters.
+    let mut by_param: Vec<Option<ArrayD<F>>> = vec![None; step.params.len()];
+    for (name, a) in params {
+        if name.starts_with("readout.") {
+            continue;
+        }
+        let Some(p) = step.param_index(&name) else {
+            return Err(DataError::ExtraParam {
+                name,
+                cell: step.name.clone(),
+                known: list(step.params.iter().map(|p| p.name.as_str()).collect()),
+            });
+        };
+        let dims = &step.params[p].dims;
+        if a.ndim() != dims.len() {
+            return Err(DataError::Rank {
+                what: "parameter",
+                name,
+                found: a.shape().to_vec(),
+                expected: shape_string(dims),
+            });
+        }
+        for (axis, d) in dims.iter().enumerate() {
+            constraints.push(Constraint {
+                expr: d.clone(),
+                actual: a.shape()[axis],
+                source: format!("parameter `{name}` {:?}, axis {axis} of {}", a.shape(), shape_string(dims)),
+            });
+        }
+        by_param[p] = Some(a);
+    }
+    for (p, a) in by_param.iter().enumerate() {
+        if a.is_none() {
+            return Err(DataError::MissingParam {
+                name: step.params[p].name.clone(),
+                expected: shape_string(&step.params[p].dims),
+            });
+        }
+    }
+
+    // Inputs: [T, B, n], or [T, n] for one sequence.
+    let mut by_input: Vec<Option<Array3<F>>> = vec![None; step.inputs.len()];
+    let mut first: Option<(String, usize, usize)> = None;
+    for (name, a) in inputs {
+        let Some(i) = step.inputs.iter().position(|s| s.name == name) else {
+            return Err(DataError::ExtraInput {
+                name,
+                cell: step.name.clone(),
+                known: list(step.inputs.iter().map(|s| s.name.as_str()).collect()),
+            });
+        };
+        let size = &step.inputs[i].size;
+        let a = match a.ndim() {
+            2 => a.insert_axis(Axis(1)),
+            3 => a,
+            _ => {
+                return Err(DataError::Rank {
+                    what: "input",
+                    name,
+                    found: a.shape().to_vec(),
+                    expected: format!("[T, B, {size}] or [T, {size}]"),
+                });
+            }
+        };
+        let a = a.into_dimensionality::<Ix3>().expect("three axes");
+        let (t, b, n) = a.dim();
+        match &first {
+            None => first = Some((name.clone(), t, b)),
+            Some((f, ft, fb)) if (*ft, *fb) != (t, b) => {
+                return Err(DataError::InputsDisagree {
+                    name,
+                    found: t,
+                    found_batch: b,
+                    first: f.clone(),
+                    steps: *ft,
+                    batch: *fb,
+                });
+            }
+            _ => {}
+        }
+        constraints.push(Constraint {
+            expr: size.clone(),
+            actual: n,
+            source: format!("input `{name}` [T, B, {size}] = {:?}", a.shape()),
+        });
+        by_input[i] = Some(a);
+    }
+    for (i, a) in by_input.iter().enumerate() {
+        if a.is_none() {
+            return Err(DataError::MissingInput {
+                name: step.inputs[i].name.clone(),
+                size: step.inputs[i].size.to_string(),
+            });
+        }
+    }
+    let (_, steps, batch) = first.expect("a cell has at least one input");
+
+    // Initial states: [B, n].
+    let mut by_state: Vec<Option<Array2<F>>> = vec![None; step.states.len()];
+    for (name, a) in init {
+        let Some(s) = step.states.iter().position(|s| s.name == name) else {
+            return Err(DataError::ExtraState {
+                name,
+                cell: step.name.clone(),
+                known: list(step.states.iter().map(|s| s.name.as_str()).collect()),
+            });
+        };
+        let size = &step.states[s].size;
+        let a = if a.ndim() == 1 {
+            a.insert_axis(Axis(0))
+        } else {
+            a
+        };
+        if a.ndim() != 2 || a.shape()[0] != batch {
+            return Err(DataError::Rank {
+                what: "initial state",
+                name,
+                found: a.shape().to_vec(),
+                expected: format!("[B, {size}] with B = {batch}"),
+            });
+        }
+        let a = a.into_dimensionality::<Ix2>().expect("two axes");
+        constraints.push(Constraint {
+            expr: size.clone(),
+            actual: a.dim().1,
+            source: format!("initial state `{name}` {:?}", a.shape()),
+        });
+        by_state[s] = Some(a);
+    }
+
+    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
+    let bindings = bind(&dims, defines, &constraints)?;
+
+    let lengths = match lengths {
+        None => None,
+        Some(l) => {
+            if l.len() != batch {
+                return Err(DataError::Lengths(format!(
+                    "{} lengths given for a batch of {batch}",
+                    l.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(batch);
+            for (b, &v) in l.iter().enumerate() {
+                if v < 0 || v as usize > steps {
+                    return Err(DataError::Lengths(format!(
+                        "length {v} of sequence {b} is outside 0..={steps}"
+                    )));
+                }
+                out.push(v as usize);
+            }
+            Some(out)
+        }
+    };
+    Ok(Sequences {
+        params: by_param.into_iter().map(|a| a.expect("checked")).collect(),
+        inputs: by_input.into_iter().map(|a| a.expect("checked")).collect(),
+        init: by_state,
+        lengths,
+        reverse,
+        bindings,
+        steps,
+        batch,
+    })
+}
+
+/// A dimension's value under the bindings (all are bound after [`prepare`]).
+pub fn size(d: &Dim, bindings: &Bindings) -> usize {
+    d.eval(bindings).map_or(0, |v| v.max(0) as usize)
+}

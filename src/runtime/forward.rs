@@ -1,0 +1,152 @@
+//! The time loop: runs the step graph over sequences with the interpreter.
+//!
+//! Iteration `i` processes, for sequence `b`, time position `i` (or
+//! `L[b]-1-i` with `--reverse`) while `i < L[b]`; past its length a sequence's
+//! states stay as they are and its outputs are zero. A state read `k` steps back
+//! reads the value `k` iterations earlier: the initial value for `k` = iteration
+//! + 1, zeros before it.
+
+use super::data::{Sequences, size};
+use crate::graph::op::Real;
+use crate::graph::step::{ArgKind, Init, StepGraph};
+use crate::interp::{self, EvalError};
+use ndarray::{Array2, ArrayD, Axis, IxDyn};
+
+/// What a forward run produces.
+#[derive(Clone, Debug)]
+pub struct Trajectory<F> {
+    /// By output: `[T, B, ...]` at each step's own time position.
+    pub outputs: Vec<ArrayD<F>>,
+    /// By state: the value after the last valid step, `[B, n]`.
+    pub last: Vec<Array2<F>>,
+    /// By state: `history[s][K + i]` is the value after iteration `i`;
+    /// `history[s][K - 1]` the initial value, and below it zeros, with
+    /// `K = max(1, max lag)`.
+    pub history: Vec<Vec<Array2<F>>>,
+}
+
+impl<F> Trajectory<F> {
+    /// The value of state `s` that iteration `i` reads `lag` steps back.
+    pub fn read(&self, s: usize, i: usize, lag: u32, k: usize) -> &Array2<F> {
+        &self.history[s][k + i - lag as usize]
+    }
+}
+
+/// How far back the history goes: at least the initial value.
+pub fn history_depth(step: &StepGraph) -> usize {
+    step.max_lag().max(1) as usize
+}
+
+/// The initial value of every state: given, learned (broadcast over the batch)
+/// or zero.
+pub fn initial_states<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Vec<Array2<F>> {
+    step.states
+        .iter()
+        .enumerate()
+        .map(|(s, sig)| {
+            let n = size(&sig.size, &seq.bindings);
+            match (&seq.init[s], sig.init) {
+                (Some(a), _) => a.clone(),
+                (None, Init::Param(p)) => {
+                    let v = seq.params[p].view().into_shape_with_order(n).expect("a vector");
+                    v.broadcast((seq.batch, n)).expect("vector over batch").to_owned()
+                }
+                (None, Init::Zero) => Array2::zeros((seq.batch, n)),
+            }
+        })
+        .collect()
+}
+
+/// Gathers input `i` for iteration `it`: each valid sequence's row at its time
+/// position, zeros for the others.
+pub fn gather_input<F: Real>(seq: &Sequences<F>, input: usize, it: usize) -> ArrayD<F> {
+    let x = &seq.inputs[input];
+    let n = x.dim().2;
+    let mut out = Array2::zeros((seq.batch, n));
+    for b in 0..seq.batch {
+        if let Some(pos) = position(seq, b, it) {
+            out.row_mut(b).assign(&x.slice(ndarray::s![pos, b, ..]));
+        }
+    }
+    out.into_dyn()
+}
+
+/// The time position sequence `b` processes at iteration `it`, if any.
+pub fn position<F>(seq: &Sequences<F>, b: usize, it: usize) -> Option<usize> {
+    let len = seq.length(b);
+    (it < len).then(|| if seq.reverse { len - 1 - it } else { it })
+}
+
+pub fn forward<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Result<Trajectory<F>, EvalError> {
+    let k = history_depth(step);
+    let mut history: Vec<Vec<Array2<F>>> = initial_states(step, seq)
+        .into_iter()
+        .map(|init| {
+            let mut h = vec![Array2::zeros(init.dim()); k - 1];
+            h.push(init);
+            h
+        })
+        .collect();
+    let mut outputs: Vec<ArrayD<F>> = Vec::new();
+    for o in &step.outputs {
+        let mut shape = vec![seq.steps, seq.batch];
+        for d in &o.ty.dims {
+            shape.push(size(d, &seq.bindings));
+        }
+        outputs.push(ArrayD::zeros(IxDyn(&shape)));
+    }
+    for it in 0..seq.steps {
+        let mut args: Vec<ArrayD<F>> = Vec::with_capacity(step.arg_kinds.len());
+        for kind in &step.arg_kinds {
+            args.push(match *kind {
+                ArgKind::Param(p) => seq.params[p].clone(),
+                ArgKind::Input(i) => gather_input(seq, i, it),
+                ArgKind::State { state, lag } => {
+                    history[state][k + it - lag as usize].clone().into_dyn()
+                }
+            });
+        }
+        let refs: Vec<&ArrayD<F>> = args.iter().collect();
+        let results = interp::eval(&step.graph, &refs, &seq.bindings, seq.batch)?;
+        for (s, h) in history.iter_mut().enumerate() {
+            let prev = h.last().expect("initial value").clone();
+            let new = results[step.state_result(s)]
+                .view()
+                .into_dimensionality::<ndarray::Ix2>()
+                .map(|v| v.to_owned())
+                .unwrap_or_else(|_| prev.clone());
+            let mut next = prev;
+            for b in 0..seq.batch {
+                if position(seq, b, it).is_some() {
+                    next.row_mut(b).assign(&new.row(b));
+                }
+            }
+            h.push(next);
+        }
+        for (o, out) in outputs.iter_mut().enumerate() {
+            let v = &results[step.output_result(o)];
+            let batched = step.outputs[o].ty.batched;
+            for b in 0..seq.batch {
+                if let Some(pos) = position(seq, b, it) {
+                    let row = if batched {
+                        v.index_axis(Axis(0), b)
+                    } else {
+                        v.view()
+                    };
+                    out.index_axis_mut(Axis(0), pos)
+                        .index_axis_mut(Axis(0), b)
+                        .assign(&row);
+                }
+            }
+        }
+    }
+    let last = history
+        .iter()
+        .map(|h| h.last().expect("initial value").clone())
+        .collect();
+    Ok(Trajectory {
+        outputs,
+        last,
+        history,
+    })
+}
