@@ -1326,3 +1326,35 @@ fn param_ranks(eqs: &[&Equation], names: &HashMap<String, (Entity, Span)>) -> Ha
     }
     out
 }
+
+/// A file that did not pass: its diagnostics, with the normalised text their
+/// spans refer to.
+#[derive(Debug)]
+pub struct Failed {
+    pub source: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Failed {
+    pub fn render(&self, file: &str) -> String {
+        crate::diagnostic::render_all(&self.diagnostics, file, &self.source)
+    }
+}
+
+/// Syntax and check in one call: source text (normalised here) → checked cell.
+pub fn check_source(text: &str) -> Result<Checked, Failed> {
+    let source = crate::syntax::normalize_source(text);
+    let ast = match crate::syntax::parse(&source) {
+        Ok(a) => a,
+        Err(d) => {
+            return Err(Failed {
+                source,
+                diagnostics: vec![d],
+            });
+        }
+    };
+    check(&ast).map_err(|diagnostics| Failed {
+        source,
+        diagnostics,
+    })
+}

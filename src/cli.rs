@@ -2,7 +2,7 @@
 //! contract (`cellc-cli.md`) lays out. Everything here is I/O and argument
 //! handling; no stage logic lives in this module.
 
-use crate::diagnostic::{Diagnostic, render_all};
+use crate::diagnostic::render_all;
 use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use crate::graph::print;
@@ -194,11 +194,9 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
         .map_err(|e| Failure(format!("error: cannot read `{}`: {e}", path.display())))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Failure(format!("error: `{}` is not UTF-8 text", path.display())))?;
-    let source = crate::syntax::normalize_source(&text);
     let file = path.display().to_string();
-    let fail = |d: Vec<Diagnostic>| Failure(render_all(&d, &file, &source));
-    let ast = crate::syntax::parse(&source).map_err(|d| fail(vec![d]))?;
-    let checked = crate::check::check(&ast).map_err(fail)?;
+    let checked = crate::check::check_source(&text).map_err(|f| Failure(f.render(&file)))?;
+    let source = crate::syntax::normalize_source(&text);
     if !checked.warnings.is_empty() {
         eprint!("{}", render_all(&checked.warnings, &file, &source));
     }

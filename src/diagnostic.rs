@@ -92,23 +92,27 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad} |");
         // Places in source order; the main one first among equals.
         places.sort_by_key(|(s, _, c)| (s.start, *c != '^'));
+        let mut last_line = 0;
         for (span, message, mark) in places {
             let (l, c) = line_col(source, span.start);
             let text = source.lines().nth(l - 1).unwrap_or("");
             let line_end = text.chars().count() + 1;
-            let start_col = c;
             let end = if span.end > span.start {
                 let (el, ec) = line_col(source, span.end);
                 if el == l { ec } else { line_end }
             } else {
-                start_col + 1
+                c + 1
             };
-            let carets = end.saturating_sub(start_col).max(1);
-            let _ = writeln!(out, "{:>width$} | {}", l, text.trim_end());
+            let carets = end.saturating_sub(c).max(1);
+            // Several places on one line share the printed source line.
+            if l != last_line {
+                let _ = writeln!(out, "{:>width$} | {}", l, text.trim_end());
+                last_line = l;
+            }
             let _ = writeln!(
                 out,
                 "{pad} | {}{} {}",
-                " ".repeat(start_col - 1),
+                " ".repeat(c - 1),
                 mark.to_string().repeat(carets),
                 message
             );
