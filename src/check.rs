@@ -413,8 +413,10 @@ impl Checker {
         self.finish(cell, b, kinds, param_dims, output_sigs, &reads)
     }
 
+    /// Whether a value of type `a` can be stored where `b` is expected (an
+    /// unbatched value is repeated over the batch).
     fn types_unify(&mut self, a: &Type, b: &Type) -> bool {
-        a.batched == b.batched
+        (a.batched == b.batched || !a.batched)
             && a.rank() == b.rank()
             && a.dims
                 .iter()

@@ -171,9 +171,15 @@ pub fn main_with(cli: Cli) -> i32 {
             DType::F32 => cmd_run::<f32>(&cell, &data, output.as_deref()),
             DType::F64 => cmd_run::<f64>(&cell, &data, output.as_deref()),
         },
-        Command::Grad { .. } => Err(Failure(
-            "error: `cellc grad` is not available yet: backpropagation through time comes with part 2".into(),
-        )),
+        Command::Grad {
+            cell,
+            data,
+            cotangent,
+            output,
+        } => match data.dtype {
+            DType::F32 => cmd_grad::<f32>(&cell, &data, cotangent.as_deref(), output.as_deref()),
+            DType::F64 => cmd_grad::<f64>(&cell, &data, cotangent.as_deref(), output.as_deref()),
+        },
         Command::Compile { .. } | Command::Bench { .. } => Err(Failure(
             "error: native code generation is not available yet (part 3)".into(),
         )),
@@ -272,10 +278,46 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
 
 fn cmd_graph(path: &Path, unroll: Option<usize>, grad: bool, format: Format) -> Result<(), Failure> {
     let step = load_cell(path)?;
+    let show = |g: &crate::graph::Graph, title: &str| match format {
+        Format::Text => print::text(g, title),
+        Format::Dot => print::dot(g, title),
+    };
     if grad {
-        return Err(Failure(
-            "error: `--grad` is not available yet: the gradient graph comes with part 2".into(),
-        ));
+        let out = match unroll {
+            None => {
+                let adj = crate::autodiff::differentiate_step(&step)?;
+                let mut out = show(&adj.forward, &format!("forward step {} (saves {} residuals)", step.name, adj.n_residuals));
+                if format == Format::Text {
+                    out.push('\n');
+                }
+                out.push_str(&show(
+                    &adj.backward,
+                    &format!(
+                        "adjoint step {} ({} ops; the step has {}: ratio {:.2})",
+                        step.name,
+                        crate::opt::op_count(&adj.backward),
+                        crate::opt::op_count(&step.graph),
+                        adj.ratio(&step)
+                    ),
+                ));
+                out
+            }
+            Some(t) if t == 0 || t > 1000 => {
+                return Err(Failure("error: --unroll with --grad takes 1 to 1000 steps".into()));
+            }
+            Some(t) => {
+                let g = crate::unroll::unroll(&step, t)?;
+                let cot: Vec<crate::graph::dim::Type> = g
+                    .results
+                    .iter()
+                    .map(|r| crate::graph::dim::Type::new(true, g.node(r.node).ty.dims.clone()))
+                    .collect();
+                let adj = crate::opt::simplify(&crate::autodiff::adjoint(&g, &cot)?)?;
+                show(&adj, &format!("adjoint of unrolled {} T={t}", step.name))
+            }
+        };
+        print!("{out}");
+        return Ok(());
     }
     let (graph, title) = match unroll {
         None => (step.graph.clone(), format!("step {}", step.name)),
@@ -492,6 +534,47 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
         Some(p) => {
             npy::write_npz(p, &arrays)?;
             eprintln!("wrote {} arrays to {}", arrays.len(), p.display());
+        }
+        None => print!("{}", summary(&step, &seq, &arrays)),
+    }
+    Ok(())
+}
+
+fn cmd_grad<F: Real>(
+    path: &Path,
+    d: &DataArgs,
+    cotangent: Option<&Path>,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    let step = load_cell(path)?;
+    check_output_dir(out)?;
+    let seq = load_data::<F>(&step, d)?;
+    let cot = match cotangent {
+        Some(p) => {
+            let named = read_named::<F>(p, "cotangent")?;
+            crate::runtime::data::cotangents(&step, &seq, named)?
+        }
+        None => {
+            eprintln!("note: no --cotangent: using ones for every output (the gradient of the sum of all outputs)");
+            crate::runtime::data::ones_cotangents(&step, &seq)
+        }
+    };
+    let adj = crate::autodiff::differentiate_step(&step)?;
+    let g = crate::runtime::backward::backward(&step, &adj, &seq, &cot)?;
+    let mut arrays: Vec<(String, ArrayData)> = Vec::new();
+    for (p, sig) in step.params.iter().enumerate() {
+        arrays.push((sig.name.clone(), to_array_data(g.params[p].clone())));
+    }
+    for (i, sig) in step.inputs.iter().enumerate() {
+        arrays.push((sig.name.clone(), to_array_data(g.inputs[i].clone().into_dyn())));
+    }
+    for (s, sig) in step.states.iter().enumerate() {
+        arrays.push((format!("{}.init", sig.name), to_array_data(g.init[s].clone().into_dyn())));
+    }
+    match out {
+        Some(p) => {
+            npy::write_npz(p, &arrays)?;
+            eprintln!("wrote {} gradients to {}", arrays.len(), p.display());
         }
         None => print!("{}", summary(&step, &seq, &arrays)),
     }

@@ -23,3 +23,5 @@ pub mod check;
 pub mod interp;
 pub mod unroll;
 pub mod cli;
+pub mod autodiff;
+pub mod opt;

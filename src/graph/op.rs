@@ -22,6 +22,7 @@ use std::fmt;
 pub trait Real:
     num_traits::Float
     + num_traits::FromPrimitive
+    + num_traits::NumAssign
     + ndarray::LinalgScalar
     + ndarray::ScalarOperand
     + fmt::Debug

@@ -48,6 +48,8 @@ pub enum DataError {
         steps: usize,
         batch: usize,
     },
+    #[error("`{name}` in the cotangent file is no output and no final state `NAME.last` (expected: {known})")]
+    ExtraCotangent { name: String, known: String },
     #[error("--lengths: {0}")]
     Lengths(String),
     #[error(transparent)]
@@ -263,4 +265,71 @@ pub fn prepare<F: Real>(
 /// A dimension's value under the bindings (all are bound after [`prepare`]).
 pub fn size(d: &Dim, bindings: &Bindings) -> usize {
     d.eval(bindings).map_or(0, |v| v.max(0) as usize)
+}
+
+/// Matches a cotangent file to the cell: one `[T, B, ...]` array per output
+/// name, `NAME.last` `[B, n]` per state; any other name is an error, and what
+/// is left out is zero.
+pub fn cotangents<F: Real>(
+    step: &StepGraph,
+    seq: &Sequences<F>,
+    named: Named<F>,
+) -> Result<super::backward::Cotangents<F>, DataError> {
+    let mut outputs: Vec<Option<ArrayD<F>>> = vec![None; step.outputs.len()];
+    let mut last: Vec<Option<Array2<F>>> = vec![None; step.states.len()];
+    for (name, a) in named {
+        if let Some(o) = step.outputs.iter().position(|o| o.name == name) {
+            let mut shape = vec![seq.steps, seq.batch];
+            shape.extend(step.outputs[o].ty.dims.iter().map(|d| size(d, &seq.bindings)));
+            if a.shape() != shape.as_slice() {
+                return Err(DataError::Rank {
+                    what: "cotangent of output",
+                    name,
+                    found: a.shape().to_vec(),
+                    expected: format!("{shape:?} ([T, B, {}])", shape_string(&step.outputs[o].ty.dims).trim_matches(['[', ']'])),
+                });
+            }
+            outputs[o] = Some(a);
+        } else if let Some(s) = name
+            .strip_suffix(".last")
+            .and_then(|n| step.states.iter().position(|s| s.name == n))
+        {
+            let n = size(&step.states[s].size, &seq.bindings);
+            if a.shape() != [seq.batch, n] {
+                return Err(DataError::Rank {
+                    what: "cotangent",
+                    name,
+                    found: a.shape().to_vec(),
+                    expected: format!("[{}, {n}] ([B, {}])", seq.batch, step.states[s].size),
+                });
+            }
+            last[s] = Some(a.into_dimensionality::<Ix2>().expect("checked"));
+        } else {
+            let mut known: Vec<String> = step.outputs.iter().map(|o| o.name.clone()).collect();
+            known.extend(step.states.iter().map(|s| format!("{}.last", s.name)));
+            return Err(DataError::ExtraCotangent {
+                name,
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(super::backward::Cotangents { outputs, last })
+}
+
+/// Ones for every output and no cotangent for final states: the gradient of
+/// the sum of all outputs.
+pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> super::backward::Cotangents<F> {
+    let outputs = step
+        .outputs
+        .iter()
+        .map(|o| {
+            let mut shape = vec![seq.steps, seq.batch];
+            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
+            Some(ArrayD::from_elem(ndarray::IxDyn(&shape), F::one()))
+        })
+        .collect();
+    super::backward::Cotangents {
+        outputs,
+        last: vec![None; step.states.len()],
+    }
 }

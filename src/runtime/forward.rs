@@ -78,7 +78,39 @@ pub fn position<F>(seq: &Sequences<F>, b: usize, it: usize) -> Option<usize> {
 }
 
 pub fn forward<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Result<Trajectory<F>, EvalError> {
+    Ok(forward_with(step, &step.graph, seq)?.0)
+}
+
+/// The arguments of the step graph at iteration `it`.
+pub fn step_args<F: Real>(
+    step: &StepGraph,
+    seq: &Sequences<F>,
+    history: &[Vec<Array2<F>>],
+    it: usize,
+) -> Vec<ArrayD<F>> {
     let k = history_depth(step);
+    step.arg_kinds
+        .iter()
+        .map(|kind| match *kind {
+            ArgKind::Param(p) => seq.params[p].clone(),
+            ArgKind::Input(i) => gather_input(seq, i, it),
+            ArgKind::State { state, lag } => history[state][k + it - lag as usize].clone().into_dyn(),
+        })
+        .collect()
+}
+
+/// Runs `graph` — the step graph, or a graph with the step graph's arguments
+/// and results followed by extra results — over the sequences. Returns the
+/// trajectory and, for each iteration, the values of the extra results (the
+/// residuals BPTT saves).
+pub fn forward_with<F: Real>(
+    step: &StepGraph,
+    graph: &crate::graph::Graph,
+    seq: &Sequences<F>,
+) -> Result<(Trajectory<F>, Vec<Vec<ArrayD<F>>>), EvalError> {
+    let k = history_depth(step);
+    let n_results = step.graph.results.len();
+    let mut saved = Vec::new();
     let mut history: Vec<Vec<Array2<F>>> = initial_states(step, seq)
         .into_iter()
         .map(|init| {
@@ -96,25 +128,18 @@ pub fn forward<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Result<Trajecto
         outputs.push(ArrayD::zeros(IxDyn(&shape)));
     }
     for it in 0..seq.steps {
-        let mut args: Vec<ArrayD<F>> = Vec::with_capacity(step.arg_kinds.len());
-        for kind in &step.arg_kinds {
-            args.push(match *kind {
-                ArgKind::Param(p) => seq.params[p].clone(),
-                ArgKind::Input(i) => gather_input(seq, i, it),
-                ArgKind::State { state, lag } => {
-                    history[state][k + it - lag as usize].clone().into_dyn()
-                }
-            });
-        }
+        let args = step_args(step, seq, &history, it);
         let refs: Vec<&ArrayD<F>> = args.iter().collect();
-        let results = interp::eval(&step.graph, &refs, &seq.bindings, seq.batch)?;
+        let mut results = interp::eval(graph, &refs, &seq.bindings, seq.batch)?;
+        saved.push(results.split_off(n_results));
         for (s, h) in history.iter_mut().enumerate() {
             let prev = h.last().expect("initial value").clone();
+            // An unbatched new value (one that depends on no input or state) is
+            // the same for every sequence.
             let new = results[step.state_result(s)]
-                .view()
-                .into_dimensionality::<ndarray::Ix2>()
+                .broadcast(prev.dim())
                 .map(|v| v.to_owned())
-                .unwrap_or_else(|_| prev.clone());
+                .unwrap_or_else(|| prev.clone());
             let mut next = prev;
             for b in 0..seq.batch {
                 if position(seq, b, it).is_some() {
@@ -144,9 +169,12 @@ pub fn forward<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Result<Trajecto
         .iter()
         .map(|h| h.last().expect("initial value").clone())
         .collect();
-    Ok(Trajectory {
-        outputs,
-        last,
-        history,
-    })
+    Ok((
+        Trajectory {
+            outputs,
+            last,
+            history,
+        },
+        saved,
+    ))
 }

@@ -188,7 +188,7 @@ pub enum NpyError {
 
     /// The dtype is one the reader does not convert (object, structured,
     /// string, complex, ...).
-    #[error("{what} has unsupported dtype {dtype} ({note}); {SUPPORTED}")]
+    #[error("{what} has unsupported dtype {dtype}: {note} ({SUPPORTED})")]
     UnsupportedDtype {
         what: String,
         dtype: String,
@@ -224,12 +224,8 @@ pub enum NpyError {
     MissingDirectory { path: PathBuf, dir: PathBuf },
 
     /// An array name `write_npz` cannot store (empty, or given twice).
-    #[error("cannot write `{}`: the array name `{name}` {reason}", path.display())]
-    BadName {
-        path: PathBuf,
-        name: String,
-        reason: &'static str,
-    },
+    #[error("cannot write `{}`: {reason}", path.display())]
+    BadName { path: PathBuf, reason: String },
 
     /// Writing failed (permissions, full disk, the target is a directory, ...).
     #[error("cannot write `{}`: {source}", path.display())]
@@ -324,8 +320,8 @@ pub fn read_npy_bytes(bytes: &[u8], what: &str) -> Result<NpyArray, NpyError> {
     let dtype = match header.descr {
         Descr::Simple(descr) => parse_dtype(&descr),
         Descr::Structured => Err(Unsupported {
-            dtype: "structured (record) dtype".into(),
-            note: "arrays with named fields are not supported; save each field as its own array",
+            dtype: "structured (a record dtype with named fields)".into(),
+            note: "save each field as its own array",
         }),
     }
     .map_err(|u| NpyError::UnsupportedDtype {
@@ -478,7 +474,7 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, NpyError> {
         let mut bytes = Vec::with_capacity(hint);
         member
             .read_to_end(&mut bytes)
-            .map_err(|e| corrupt(e.to_string()))?;
+            .map_err(|e| corrupt(format!("the zip member is corrupt ({e})")))?;
         drop(member);
         let what = format!("array `{stem}` in `{}`", path.display());
         let array = read_npy_bytes(&bytes, &what)?;
@@ -505,6 +501,8 @@ fn zip_reason(error: &ZipError) -> String {
         ZipError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             "it ends unexpectedly".into()
         }
+        ZipError::InvalidArchive(reason) => reason.to_string(),
+        ZipError::UnsupportedArchive(reason) => reason.to_string(),
         other => other.to_string(),
     }
 }
@@ -1030,17 +1028,17 @@ pub fn write_npy(path: &Path, array: &ArrayData) -> Result<(), NpyError> {
 /// with members `NAME.npy`, atomically. Names may contain dots (`readout.W`).
 pub fn write_npz(path: &Path, arrays: &[(String, ArrayData)]) -> Result<(), NpyError> {
     for (i, (name, _)) in arrays.iter().enumerate() {
-        let bad = |reason| NpyError::BadName {
-            path: path.to_path_buf(),
-            name: name.clone(),
-            reason,
+        let reason = if name.is_empty() {
+            "an array name is empty".to_string()
+        } else if arrays[..i].iter().any(|(earlier, _)| earlier == name) {
+            format!("the array name `{name}` is given twice")
+        } else {
+            continue;
         };
-        if name.is_empty() {
-            return Err(bad("is empty"));
-        }
-        if arrays[..i].iter().any(|(earlier, _)| earlier == name) {
-            return Err(bad("is given twice"));
-        }
+        return Err(NpyError::BadName {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
     write_atomically(path, |file| {
         let mut zip = ZipWriter::new(BufWriter::new(file));

@@ -20,10 +20,10 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
     let pos = floor_boundary(source, pos);
     let found = found_token(source, pos);
     let span = Span::new(pos, pos + found.len());
-    let found_text = if found.is_empty() {
-        "the end of the file".to_string()
-    } else {
-        format!("`{found}`")
+    let found_text = match found {
+        "" => "the end of the file".to_string(),
+        "\n" | "\r" | "\r\n" => "the end of the line".to_string(),
+        _ => format!("`{found}`"),
     };
 
     let positives = match error.variant {
@@ -52,6 +52,10 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
                 }
             }
         }
+    }
+    // A name is one kind of expression.
+    if expected.contains(&EXPRESSION) {
+        expected.retain(|d| *d != NAME);
     }
     // What continues the current construct first, what ends it last.
     expected.sort_by_key(|d| match *d {
@@ -97,6 +101,7 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
 const OPERATOR: &str = "an operator";
 const EXPRESSION: &str = "an expression";
 const STATEMENT: &str = "a statement";
+const NAME: &str = "a name";
 const CLOSE_CELL: &str = "`}` closing the cell";
 const END_OF_FILE: &str = "the end of the file (a file holds one cell)";
 
@@ -110,7 +115,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         state_decl | param_decl | output_decl | equation => STATEMENT,
         // A keyword is reported alone when the statement failed right at it.
         kw_state | kw_param | kw_output => STATEMENT,
-        name => "a name",
+        name => NAME,
         input => "an input such as `x: [X]`",
         size | size_int | size_group => "a size",
         shape => "a shape such as `[H, X]`",
@@ -162,6 +167,9 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
         }
         "^" => "help: powers are not part of the language; write `a * a`, `exp`, `sqrt`",
         ":=" | ":" if positives.contains(&Rule::assign) => "help: an equation is written `h_t = ...`",
+        _ if found.starts_with('_') && positives.contains(&Rule::close_brace) => {
+            "help: subscripts go after the accent or font command: `\\tilde{h}_t`"
+        }
         "\\tanh" | "\\exp" | "\\log" | "\\ln" | "\\max" | "\\sigma" => {
             "help: LaTeX functions take their argument in parentheses: `\\tanh(a)`"
         }
@@ -208,7 +216,7 @@ fn found_token(source: &str, pos: usize) -> &str {
     } else if first.is_alphanumeric() || first == '_' {
         rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))
             .unwrap_or(rest.len())
-    } else if rest.starts_with(":=") {
+    } else if rest.starts_with(":=") || rest.starts_with("\r\n") {
         2
     } else {
         first.len_utf8()

@@ -763,6 +763,13 @@ impl<'s> Builder<'s> {
             "help: values side by side are not multiplied; write `{a} · {b}` for a matrix \
              product or `{a} ∘ {b}` for an elementwise one"
         ));
+        if let ExprKind::Var { name, time: None } = &lhs.kind {
+            if is_function_spelling(&name.name) {
+                diagnostic = diagnostic.with_note(format!(
+                    "help: `{a}` is a function; its argument goes in parentheses: `{a}({b})`"
+                ));
+            }
+        }
         let gap = self.source.get(lhs.span.end..rhs.span.start).unwrap_or("");
         if gap.contains('\n') && matches!(rhs.kind, ExprKind::Var { .. }) {
             diagnostic = diagnostic.with_note(format!(
@@ -983,4 +990,14 @@ fn is_constant(size: &SizeExpr) -> bool {
             is_constant(a) && is_constant(b)
         }
     }
+}
+
+/// Whether a bare name is (a spelling of) a function of the language, for the
+/// hint that its argument is missing its parentheses (`σ W`).
+fn is_function_spelling(name: &str) -> bool {
+    matches!(
+        name,
+        "sigmoid" | "sigma" | "tanh" | "relu" | "ReLU" | "exp" | "log" | "ln" | "sqrt"
+            | "softplus" | "abs" | "softmax" | "sum" | "mean" | "max" | "chunk"
+    )
 }

@@ -1,0 +1,279 @@
+//! Reverse-mode differentiation: a graph → its adjoint graph, in the same IR.
+//!
+//! [`adjoint`] differentiates any graph: it copies the forward nodes, then walks
+//! them from the last to the first, asking each op for its vector–Jacobian
+//! product ([`crate::graph::op::Op::vjp`]) and summing the cotangents a value
+//! receives from each of its uses (a state read by several equations collects
+//! gradient from each). The result takes the forward arguments plus one
+//! cotangent per forward result, and returns one cotangent per forward argument.
+//!
+//! [`differentiate_step`] applies it to a cell's step graph for
+//! backpropagation through time and splits the outcome in two:
+//!
+//! * the **forward step** (the step graph plus *residuals*: the forward values
+//!   the backward step needs, as extra results), run by the forward pass;
+//! * the **adjoint step**, which takes the step's arguments, that step's saved
+//!   residuals and the cotangents of the step's results (new states, outputs) and
+//!   yields the cotangents of parameters, inputs and every state read `h_{t-k}`.
+//!   The BPTT driver runs it from the last step to the first.
+//!
+//! Storing residuals rather than recomputing the forward step inside the
+//! adjoint trades memory for time: per step it keeps Σ residual sizes × B
+//! numbers (listed by `cellc graph --grad`), and the backward pass does no
+//! forward work again.
+
+use crate::graph::dim::Type;
+use crate::graph::op::{Op, ShapeError};
+use crate::graph::step::StepGraph;
+use crate::graph::{Arg, Builder, Graph, NodeId, Output};
+use crate::opt;
+use std::collections::HashMap;
+
+/// The adjoint of `g`: arguments are `g`'s arguments, then a cotangent for each
+/// of `g`'s results (of type `cotangent_types[i]`, which may add a batch axis to
+/// an unbatched result); results are the cotangents of `g`'s arguments, in order.
+pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError> {
+    let mut args = g.args.clone();
+    for (r, ty) in g.results.iter().zip(cotangent_types) {
+        args.push(Arg {
+            name: format!("d{}", r.name),
+            ty: ty.clone(),
+        });
+    }
+    let mut b = Builder::new(args);
+    let arg_nodes: Vec<NodeId> = (0..g.args.len()).map(|i| b.arg(i)).collect();
+    let cot_nodes: Vec<NodeId> = (0..g.results.len())
+        .map(|i| b.arg(g.args.len() + i))
+        .collect();
+    let map = g.inline_into(&mut b, &arg_nodes, "")?;
+
+    // adj[n]: the cotangent of forward node n, summed over its uses so far.
+    let mut adj: HashMap<usize, NodeId> = HashMap::new();
+    fn accumulate(
+        adj: &mut HashMap<usize, NodeId>,
+        b: &mut Builder,
+        n: usize,
+        c: NodeId,
+    ) -> Result<(), ShapeError> {
+        let sum = match adj.get(&n) {
+            Some(&prev) => b.binary(crate::graph::op::Binary::Add, prev, c)?,
+            None => c,
+        };
+        adj.insert(n, sum);
+        Ok(())
+    }
+    for (r, &c) in g.results.iter().zip(&cot_nodes) {
+        let c = b.unbroadcast(c, map[r.node.index()])?;
+        accumulate(&mut adj, &mut b, r.node.index(), c)?;
+    }
+    for n in g.node_ids().collect::<Vec<_>>().into_iter().rev() {
+        let Some(&gn) = adj.get(&n.index()) else { continue };
+        let node = g.node(n);
+        if node.op.is_leaf() {
+            continue;
+        }
+        let operands: Vec<NodeId> = g.operands(n);
+        let mapped: Vec<NodeId> = operands.iter().map(|o| map[o.index()]).collect();
+        let cots = node.op.vjp(&mut b, map[n.index()], &mapped, gn)?;
+        for (o, c) in operands.iter().zip(cots) {
+            if let Some(c) = c {
+                accumulate(&mut adj, &mut b, o.index(), c)?;
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (i, a) in g.args.iter().enumerate() {
+        let arg_node = g
+            .node_ids()
+            .find(|n| g.node(*n).op == Op::Arg(i));
+        let node = match arg_node.and_then(|n| adj.get(&n.index()).copied()) {
+            Some(c) => c,
+            None => b.leaf(Op::Zeros(a.ty.clone()))?,
+        };
+        results.push(Output {
+            name: format!("d{}", a.name),
+            node,
+        });
+    }
+    b.graph.results = results;
+    let out = b.finish();
+    out.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
+    Ok(out)
+}
+
+/// A step graph's forward and adjoint steps, for BPTT.
+#[derive(Clone, Debug)]
+pub struct StepAdjoint {
+    /// The step graph's arguments; results: the step's results, then the residuals.
+    pub forward: Graph,
+    /// Arguments: the step's arguments, the residuals, then the cotangents of the
+    /// step's results (new states, outputs). Results: the cotangent of each of
+    /// the step's arguments.
+    pub backward: Graph,
+    pub n_residuals: usize,
+    /// The simplified adjoint before the split (forward and backward in one
+    /// graph), for showing and for checking.
+    pub combined: Graph,
+}
+
+impl StepAdjoint {
+    /// Node-count ratio of the adjoint step to the step (arguments not counted).
+    pub fn ratio(&self, step: &StepGraph) -> f64 {
+        opt::op_count(&self.backward) as f64 / opt::op_count(&step.graph).max(1) as f64
+    }
+}
+
+/// Differentiates a cell's step and splits the result into a forward step that
+/// saves residuals and an adjoint step that uses them.
+pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
+    let g = &step.graph;
+    // The runtime hands every result a batched cotangent.
+    let cot_types: Vec<Type> = g
+        .results
+        .iter()
+        .map(|r| {
+            let t = &g.node(r.node).ty;
+            Type::new(true, t.dims.clone())
+        })
+        .collect();
+    let combined = opt::simplify(&adjoint(g, &cot_types)?)?;
+    let n_args = g.args.len();
+    let n_forward_results = g.results.len();
+
+    // A node is on the backward side if it depends on a cotangent argument.
+    let mut backward_side = vec![false; combined.len()];
+    for n in combined.node_ids() {
+        backward_side[n.index()] = match combined.node(n).op {
+            Op::Arg(i) => i >= n_args,
+            _ => combined
+                .operands(n)
+                .iter()
+                .any(|o| backward_side[o.index()]),
+        };
+    }
+    // Residuals: forward-side values (not arguments, not constants) that the
+    // backward side reads.
+    let mut residuals: Vec<NodeId> = Vec::new();
+    for n in combined.node_ids() {
+        if !backward_side[n.index()] {
+            continue;
+        }
+        for o in combined.operands(n) {
+            let node = combined.node(o);
+            if !backward_side[o.index()] && !node.op.is_leaf() && !residuals.contains(&o) {
+                residuals.push(o);
+            }
+        }
+    }
+    for r in &combined.results {
+        let node = combined.node(r.node);
+        if !backward_side[r.node.index()] && !node.op.is_leaf() && !residuals.contains(&r.node) {
+            residuals.push(r.node);
+        }
+    }
+    residuals.sort();
+    let residual_name = |n: NodeId| match &combined.node(n).label {
+        Some(l) => format!("{l}"),
+        None => format!("r{}", n.index()),
+    };
+
+    // The forward step: the step graph with the residuals as extra results.
+    // The combined graph's forward side is the step graph rebuilt, so the
+    // residuals are computed there from the step's own arguments.
+    let mut fb = Builder::new(g.args.clone());
+    let fargs: Vec<NodeId> = (0..n_args).map(|i| fb.arg(i)).collect();
+    let mut fmap: HashMap<usize, NodeId> = HashMap::new();
+    for n in combined.node_ids() {
+        if backward_side[n.index()] {
+            continue;
+        }
+        let node = combined.node(n);
+        let id = match node.op {
+            Op::Arg(i) => fargs[i],
+            ref op => {
+                let ops: Vec<NodeId> = combined.operands(n).iter().map(|o| fmap[&o.index()]).collect();
+                let id = fb.node(op.clone(), &ops)?;
+                if let Some(l) = &node.label {
+                    fb.set_label(id, l.clone());
+                }
+                id
+            }
+        };
+        fmap.insert(n.index(), id);
+    }
+    // The step's own results are recomputed by inlining the step graph, so that
+    // the forward pass gives exactly what the plain step gives.
+    let step_results = g.inline_into(&mut fb, &fargs, "")?;
+    let mut fresults: Vec<Output> = g
+        .results
+        .iter()
+        .map(|r| Output {
+            name: r.name.clone(),
+            node: step_results[r.node.index()],
+        })
+        .collect();
+    for &r in &residuals {
+        fresults.push(Output {
+            name: format!("save {}", residual_name(r)),
+            node: fmap[&r.index()],
+        });
+    }
+    fb.graph.results = fresults;
+    let forward = opt::simplify(&fb.finish())?;
+
+    // The adjoint step: the backward side, reading residuals as arguments.
+    let mut bargs: Vec<Arg> = g.args.clone();
+    for &r in &residuals {
+        bargs.push(Arg {
+            name: format!("saved {}", residual_name(r)),
+            ty: combined.node(r).ty.clone(),
+        });
+    }
+    for i in n_args..combined.args.len() {
+        bargs.push(combined.args[i].clone());
+    }
+    let mut bb = Builder::new(bargs);
+    let all_args: Vec<NodeId> = (0..bb.graph.args.len()).map(|i| bb.arg(i)).collect();
+    let mut bmap: HashMap<usize, NodeId> = HashMap::new();
+    for (k, &r) in residuals.iter().enumerate() {
+        bmap.insert(r.index(), all_args[n_args + k]);
+    }
+    for n in combined.node_ids() {
+        let node = combined.node(n);
+        if bmap.contains_key(&n.index()) {
+            continue;
+        }
+        let id = match node.op {
+            Op::Arg(i) if i < n_args => all_args[i],
+            Op::Arg(i) => all_args[residuals.len() + i],
+            ref op if backward_side[n.index()] || op.is_leaf() => {
+                let ops: Vec<NodeId> = combined.operands(n).iter().map(|o| bmap[&o.index()]).collect();
+                let id = bb.node(op.clone(), &ops)?;
+                if let Some(l) = &node.label {
+                    bb.set_label(id, l.clone());
+                }
+                id
+            }
+            _ => continue,
+        };
+        bmap.insert(n.index(), id);
+    }
+    bb.graph.results = combined
+        .results
+        .iter()
+        .map(|r| Output {
+            name: r.name.clone(),
+            node: bmap[&r.node.index()],
+        })
+        .collect();
+    let backward = opt::simplify(&bb.finish())?;
+    forward.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
+    backward.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
+    let _ = n_forward_results;
+    Ok(StepAdjoint {
+        forward,
+        backward,
+        n_residuals: residuals.len(),
+        combined,
+    })
+}

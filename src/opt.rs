@@ -1,0 +1,269 @@
+//! Simplification passes: small named rewrites that never make a graph worse.
+//!
+//! One pass, [`simplify`], rebuilds the graph node by node in topological
+//! order; each node first has its operands replaced by their rebuilt versions,
+//! then the rules below are tried in turn, and what is left is shared with an
+//! identical earlier node if there is one (common-subexpression elimination).
+//! Nodes that reach no result are never rebuilt (dead-code elimination).
+//! Arguments are all kept, so argument numbers do not change.
+//!
+//! The rules matter most for gradients: reverse mode produces many zeros (the
+//! cotangent of a value a result does not depend on), slices of concatenations
+//! (the adjoint of `[h; x]`) and concatenations of slices (the adjoint of
+//! `chunk`); folding them keeps the adjoint graph close to what one would write
+//! by hand.
+
+use crate::graph::dim::{Dim, Type};
+use crate::graph::op::{Binary, Op, ShapeError, Unary};
+use crate::graph::{Builder, Graph, NodeId, Output};
+use std::collections::HashMap;
+
+/// What a rule decided for a node.
+enum Rewrite {
+    /// Use this (already rebuilt) node instead.
+    Use(NodeId),
+    /// Build this op over these (rebuilt) operands instead.
+    Build(Op, Vec<NodeId>),
+}
+
+pub fn simplify(g: &Graph) -> Result<Graph, ShapeError> {
+    let live = live_nodes(g);
+    let mut b = Builder::new(g.args.clone());
+    let mut cse: HashMap<String, NodeId> = HashMap::new();
+    let mut map: Vec<Option<NodeId>> = vec![None; g.len()];
+    for n in g.node_ids() {
+        let node = g.node(n);
+        if !live[n.index()] && !matches!(node.op, Op::Arg(_)) {
+            continue;
+        }
+        let operands: Vec<NodeId> = g
+            .operands(n)
+            .iter()
+            .map(|o| map[o.index()].expect("operands of a live node are live"))
+            .collect();
+        let mut op = node.op.clone();
+        let mut args = operands;
+        // Rules may chain (a fold can enable another), so apply until none fires.
+        let new = loop {
+            match rewrite(&mut b, &op, &args, &node.ty)? {
+                Some(Rewrite::Use(id)) => break id,
+                Some(Rewrite::Build(o, a)) => {
+                    op = o;
+                    args = a;
+                }
+                None => break build_shared(&mut b, &mut cse, op, &args)?,
+            }
+        };
+        if let Some(l) = &node.label
+            && b.graph.node(new).label.is_none()
+        {
+            b.set_label(new, l.clone());
+        }
+        map[n.index()] = Some(new);
+    }
+    b.graph.results = g
+        .results
+        .iter()
+        .map(|r| Output {
+            name: r.name.clone(),
+            node: map[r.node.index()].expect("results are live"),
+        })
+        .collect();
+    Ok(b.finish())
+}
+
+/// Which nodes some result depends on.
+pub fn live_nodes(g: &Graph) -> Vec<bool> {
+    let mut live = vec![false; g.len()];
+    for r in &g.results {
+        live[r.node.index()] = true;
+    }
+    for n in g.node_ids().collect::<Vec<_>>().into_iter().rev() {
+        if live[n.index()] {
+            for o in g.operands(n) {
+                live[o.index()] = true;
+            }
+        }
+    }
+    live
+}
+
+/// Adds `op(args)` unless the same node exists already. Arguments are never
+/// merged: each stands for a different value.
+fn build_shared(
+    b: &mut Builder,
+    cse: &mut HashMap<String, NodeId>,
+    op: Op,
+    args: &[NodeId],
+) -> Result<NodeId, ShapeError> {
+    if let Op::Arg(i) = op {
+        return Ok(b.arg(i));
+    }
+    let key = format!("{op:?}{args:?}");
+    if let Some(&id) = cse.get(&key) {
+        return Ok(id);
+    }
+    let id = b.node(op, args)?;
+    cse.insert(key, id);
+    Ok(id)
+}
+
+fn is_zero(b: &Builder, n: NodeId) -> bool {
+    matches!(b.graph.node(n).op, Op::Zeros(_)) || const_of(b, n) == Some(0.0)
+}
+
+fn const_of(b: &Builder, n: NodeId) -> Option<f64> {
+    match b.graph.node(n).op {
+        Op::Const(c) => Some(c),
+        _ => None,
+    }
+}
+
+fn zeros(ty: &Type) -> Option<Rewrite> {
+    Some(Rewrite::Build(Op::Zeros(ty.clone()), vec![]))
+}
+
+/// The rules. `ty` is the node's type, which every rewrite must keep.
+fn rewrite(
+    b: &mut Builder,
+    op: &Op,
+    args: &[NodeId],
+    ty: &Type,
+) -> Result<Option<Rewrite>, ShapeError> {
+    use Binary::*;
+    let same_type = |b: &Builder, n: NodeId| b.ty(n) == ty;
+    Ok(match op {
+        // A zeros of a scalar, unbatched type is the constant 0.
+        Op::Zeros(t) if *t == Type::scalar(false) => Some(Rewrite::Build(Op::Const(0.0), vec![])),
+        // fold: an op of constants is a constant.
+        Op::Unary(u) if const_of(b, args[0]).is_some() => {
+            let a = const_of(b, args[0]).expect("checked");
+            let v = match u {
+                Unary::Neg => -a,
+                Unary::Exp => a.exp(),
+                Unary::Log => a.ln(),
+                Unary::Tanh => a.tanh(),
+                Unary::Sigmoid => 1.0 / (1.0 + (-a).exp()),
+                Unary::Relu => a.max(0.0),
+                Unary::Abs => a.abs(),
+                Unary::Sqrt => a.sqrt(),
+                Unary::Softplus => a.max(0.0) + (-a.abs()).exp().ln_1p(),
+                Unary::Step => f64::from(a > 0.0),
+                Unary::Sign => a.signum() * f64::from(a != 0.0),
+            };
+            Some(Rewrite::Build(Op::Const(v), vec![]))
+        }
+        Op::Binary(op) if const_of(b, args[0]).is_some() && const_of(b, args[1]).is_some() => {
+            let (x, y) = (const_of(b, args[0]).expect("c"), const_of(b, args[1]).expect("c"));
+            let v = match op {
+                Add => x + y,
+                Sub => x - y,
+                Mul => x * y,
+                Div => x / y,
+            };
+            Some(Rewrite::Build(Op::Const(v), vec![]))
+        }
+        // x + 0 = x, 0 + x = x
+        Op::Binary(Add) if is_zero(b, args[1]) && same_type(b, args[0]) => Some(Rewrite::Use(args[0])),
+        Op::Binary(Add) if is_zero(b, args[0]) && same_type(b, args[1]) => Some(Rewrite::Use(args[1])),
+        // x - 0 = x;  0 - x = -x
+        Op::Binary(Sub) if is_zero(b, args[1]) && same_type(b, args[0]) => Some(Rewrite::Use(args[0])),
+        Op::Binary(Sub) if is_zero(b, args[0]) && same_type(b, args[1]) => {
+            Some(Rewrite::Build(Op::Unary(Unary::Neg), vec![args[1]]))
+        }
+        // x·0 = 0·x = 0/x = 0: a zero cotangent stays zero (as in JAX's
+        // symbolic zeros, a NaN elsewhere is not propagated through it).
+        Op::Binary(Mul) if is_zero(b, args[0]) || is_zero(b, args[1]) => zeros(ty),
+        Op::Binary(Div) if is_zero(b, args[0]) => zeros(ty),
+        // x·1 = 1·x = x/1 = x
+        Op::Binary(Mul | Div) if const_of(b, args[1]) == Some(1.0) && same_type(b, args[0]) => {
+            Some(Rewrite::Use(args[0]))
+        }
+        Op::Binary(Mul) if const_of(b, args[0]) == Some(1.0) && same_type(b, args[1]) => {
+            Some(Rewrite::Use(args[1]))
+        }
+        // x·(-1) = -x
+        Op::Binary(Mul) if const_of(b, args[1]) == Some(-1.0) && same_type(b, args[0]) => {
+            Some(Rewrite::Build(Op::Unary(Unary::Neg), vec![args[0]]))
+        }
+        // -(-x) = x;  -0 = 0
+        Op::Unary(Unary::Neg) if matches!(b.graph.node(args[0]).op, Op::Unary(Unary::Neg)) => {
+            Some(Rewrite::Use(b.graph.operands(args[0])[0]))
+        }
+        Op::Unary(Unary::Neg) if is_zero(b, args[0]) => zeros(ty),
+        // x + (-y) = x - y;  (-x) + y = y - x
+        Op::Binary(Add) if matches!(b.graph.node(args[1]).op, Op::Unary(Unary::Neg)) => {
+            let y = b.graph.operands(args[1])[0];
+            Some(Rewrite::Build(Op::Binary(Sub), vec![args[0], y]))
+        }
+        Op::Binary(Add) if matches!(b.graph.node(args[0]).op, Op::Unary(Unary::Neg)) => {
+            let x = b.graph.operands(args[0])[0];
+            Some(Rewrite::Build(Op::Binary(Sub), vec![args[1], x]))
+        }
+        // Linear ops of zeros are zeros.
+        Op::MatVec | Op::MatTVec | Op::Outer if args.iter().any(|a| is_zero(b, *a)) => zeros(ty),
+        Op::Sum | Op::BatchSum | Op::Broadcast(_) | Op::Slice { .. } if is_zero(b, args[0]) => {
+            zeros(ty)
+        }
+        Op::Concat if args.iter().all(|a| is_zero(b, *a)) => zeros(ty),
+        // A slice of the whole vector is the vector.
+        Op::Slice { start, len }
+            if *start == Dim::konst(0) && b.ty(args[0]).dims[0] == *len =>
+        {
+            Some(Rewrite::Use(args[0]))
+        }
+        // A slice of a concatenation that is exactly one of its parts is that part.
+        Op::Slice { start, len } if matches!(b.graph.node(args[0]).op, Op::Concat) => {
+            let parts = b.graph.operands(args[0]);
+            let mut at = Dim::konst(0);
+            let mut found = None;
+            for p in parts {
+                let n = b.ty(p).dims[0].clone();
+                if at == *start && n == *len && same_type(b, p) {
+                    found = Some(p);
+                }
+                at = at.add(&n);
+            }
+            found.map(Rewrite::Use)
+        }
+        // Concatenations of equally cut vectors add part by part; with zeros
+        // among the parts this turns the adjoint of `chunk` into one concat.
+        Op::Binary(Add)
+            if matches!(b.graph.node(args[0]).op, Op::Concat)
+                && matches!(b.graph.node(args[1]).op, Op::Concat) =>
+        {
+            let (l, r) = (b.graph.operands(args[0]), b.graph.operands(args[1]));
+            let lined_up = l.len() == r.len()
+                && l.iter().zip(&r).all(|(x, y)| b.ty(*x) == b.ty(*y))
+                && same_type(b, args[0]);
+            if lined_up {
+                let mut parts = Vec::new();
+                for (x, y) in l.iter().zip(&r) {
+                    parts.push(add_simplified(b, *x, *y)?);
+                }
+                Some(Rewrite::Build(Op::Concat, parts))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    })
+}
+
+/// `x + y`, skipping a zero operand.
+fn add_simplified(b: &mut Builder, x: NodeId, y: NodeId) -> Result<NodeId, ShapeError> {
+    if is_zero(b, x) {
+        Ok(y)
+    } else if is_zero(b, y) {
+        Ok(x)
+    } else {
+        b.binary(Binary::Add, x, y)
+    }
+}
+
+/// Nodes other than arguments: what the node-count ratio of an adjoint counts.
+pub fn op_count(g: &Graph) -> usize {
+    g.node_ids()
+        .filter(|n| !matches!(g.node(*n).op, Op::Arg(_)))
+        .count()
+}
