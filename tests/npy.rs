@@ -753,7 +753,7 @@ fn failed_writes_leave_no_files() {
         "{e}"
     );
     let e = write_npz(&out, &[(String::new(), data)]).unwrap_err();
-    assert!(e.to_string().contains("is empty"), "{e}");
+    assert!(e.to_string().contains("an array name is empty"), "{e}");
     assert_eq!(entries(&dir), ["plain", "taken"]);
 }
 
