@@ -28,6 +28,12 @@ pub enum Format {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EqFormat {
+    Text,
+    Latex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DType {
     F32,
     F64,
@@ -116,6 +122,12 @@ pub enum Command {
         #[arg(short = 'o')]
         output: Option<PathBuf>,
     },
+    /// Print the backward (BPTT) equations the compiler derived.
+    Bptt {
+        cell: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: EqFormat,
+    },
     /// Compile to a native object file (part 3).
     Compile {
         cell: PathBuf,
@@ -180,6 +192,7 @@ pub fn main_with(cli: Cli) -> i32 {
             DType::F32 => cmd_grad::<f32>(&cell, &data, cotangent.as_deref(), output.as_deref()),
             DType::F64 => cmd_grad::<f64>(&cell, &data, cotangent.as_deref(), output.as_deref()),
         },
+        Command::Bptt { cell, format } => cmd_bptt(&cell, format),
         Command::Compile { .. } | Command::Bench { .. } => Err(Failure(
             "error: native code generation is not available yet (part 3)".into(),
         )),
@@ -537,6 +550,17 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
         }
         None => print!("{}", summary(&step, &seq, &arrays)),
     }
+    Ok(())
+}
+
+fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
+    let step = load_cell(path)?;
+    let adj = crate::autodiff::differentiate_step(&step)?;
+    let style = match format {
+        EqFormat::Text => crate::derivation::Style::Text,
+        EqFormat::Latex => crate::derivation::Style::Latex,
+    };
+    print!("{}", crate::derivation::bptt_equations(&step, &adj, style));
     Ok(())
 }
 

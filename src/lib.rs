@@ -25,3 +25,4 @@ pub mod unroll;
 pub mod cli;
 pub mod autodiff;
 pub mod opt;
+pub mod derivation;
