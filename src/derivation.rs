@@ -52,7 +52,11 @@ impl Names {
     fn bar(&self, name: &str) -> String {
         match self.style {
             Style::Text => format!("ȳ[{name}]_t"),
-            Style::Latex => format!("\\bar{{{}}}", self.var(name, Some("t"))),
+            Style::Latex => {
+                let (base, mut subs) = latex_base(name);
+                subs.push("t".into());
+                format!("\\bar{{{base}}}_{{{}}}", subs.join(","))
+            }
         }
     }
     fn grad(&self, name: &str, time: Option<&str>) -> String {
@@ -227,7 +231,7 @@ impl Printer<'_> {
                 let end = start.add(len);
                 let a = self.wrap(ops[0], 5);
                 if latex {
-                    format!("{a}_{{[{start}:{end}]}}")
+                    format!("{{{a}}}_{{[{start}:{end}]}}")
                 } else {
                     format!("{a}[{start}:{end}]")
                 }
@@ -282,6 +286,7 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
 
     let mut bound: HashMap<NodeId, String> = HashMap::new();
     let mut saved_lines: Vec<String> = Vec::new();
+    let mut unnamed = 0;
     for n in g.node_ids() {
         let Op::Arg(i) = g.node(n).op else { continue };
         let name = if i < n_args {
@@ -297,8 +302,11 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
                         names: Names { style },
                         bound: fwd_bound.clone(),
                     };
-                    let name = format!("s{}", k + 1);
-                    let name = names.var(&name, Some("t"));
+                    unnamed += 1;
+                    let name = match style {
+                        Style::Text => format!("s{unnamed}_t"),
+                        Style::Latex => format!("s_{{{unnamed},t}}"),
+                    };
                     saved_lines.push(format!("{name} = {}", fp.define(fnode)));
                     name
                 }

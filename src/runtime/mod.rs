@@ -6,3 +6,4 @@ pub mod bind;
 pub mod data;
 pub mod forward;
 pub mod npy;
+pub mod training;
