@@ -173,7 +173,7 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
     }
     residuals.sort();
     let residual_name = |n: NodeId| match &combined.node(n).label {
-        Some(l) => format!("{l}"),
+        Some(l) => l.clone(),
         None => format!("r{}", n.index()),
     };
 

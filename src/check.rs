@@ -281,6 +281,9 @@ impl DimEq for Unifier {
     }
 }
 
+/// An output's name and the value it emits (equation, part).
+type OutputRef = (String, (usize, usize));
+
 #[derive(Default)]
 struct Checker {
     warnings: Vec<Diagnostic>,
@@ -398,10 +401,7 @@ impl Checker {
         }
         let mut output_sigs = Vec::new();
         for (name, node) in &outputs {
-            let node = match node {
-                Some(n) => self.values[n],
-                None => unreachable!("outputs are resolved"),
-            };
+            let node = self.values[node];
             results.push(Output {
                 name: format!("out {name}"),
                 node,
@@ -664,7 +664,7 @@ impl Checker {
     fn resolve_outputs(
         &self,
         cell: &CellDef,
-    ) -> Result<Vec<(String, Option<(usize, usize)>)>, CheckError> {
+    ) -> Result<Vec<OutputRef>, CheckError> {
         let mut out = Vec::new();
         for item in &cell.items {
             if let Item::Output(names) = item {
@@ -701,7 +701,7 @@ impl Checker {
                             label: "listed again here".into(),
                         });
                     }
-                    out.push((n.name.clone(), Some(key)));
+                    out.push((n.name.clone(), key));
                 }
             }
         }

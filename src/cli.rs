@@ -482,7 +482,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     let lengths = match &d.lengths {
         None => None,
         Some(p) => {
-            let a = npy::read_npy(p)?;
+            let a = npy::read_npy(p).map_err(|e| Failure(format!("error: --lengths: {e}")))?;
             match a.data {
                 ArrayData::Int(x) if x.ndim() == 1 => Some(x.iter().copied().collect::<Vec<i64>>()),
                 ArrayData::Int(x) => {

@@ -9,7 +9,7 @@
 //! them, adds nothing to any gradient.
 
 use super::data::Sequences;
-use super::forward::{forward_with, history_depth, position, step_args};
+use super::forward::{Trajectory, forward_with, history_depth, initial_history, position, step_args};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
@@ -50,7 +50,22 @@ pub fn backward<F: Real>(
     seq: &Sequences<F>,
     cot: &Cotangents<F>,
 ) -> Result<Gradients<F>, EvalError> {
-    let (traj, saved) = forward_with(step, &adj.forward, seq)?;
+    Ok(backward_from(step, adj, seq, cot, initial_history(step, seq))?.1)
+}
+
+/// BPTT starting from a given state history (per state, the `K` values before
+/// the first iteration), for runs cut into chunks. Also returns the forward
+/// trajectory. The gradient of the history's values is returned for its
+/// latest value only (`init`); a learned initial state collects it when
+/// `seq.init` gives no value in its place.
+pub fn backward_from<F: Real>(
+    step: &StepGraph,
+    adj: &StepAdjoint,
+    seq: &Sequences<F>,
+    cot: &Cotangents<F>,
+    history: Vec<Vec<Array2<F>>>,
+) -> Result<(Trajectory<F>, Gradients<F>), EvalError> {
+    let (traj, saved) = forward_with(step, &adj.forward, seq, history)?;
     let k = history_depth(step);
     let t_len = seq.steps;
     let batch = seq.batch;
@@ -71,8 +86,8 @@ pub fn backward<F: Real>(
         let valid: Vec<bool> = (0..batch).map(|b| position(seq, b, it).is_some()).collect();
         let mut args = step_args(step, seq, &traj.history, it);
         args.extend(saved[it].iter().cloned());
-        for s in 0..step.states.len() {
-            let mut c = hbar[s][k + it].clone().into_dyn();
+        for h in &hbar {
+            let mut c = h[k + it].clone().into_dyn();
             mask_rows(&mut c, &valid);
             args.push(c);
         }
@@ -116,8 +131,8 @@ pub fn backward<F: Real>(
         // Rows past their length carried the state unchanged.
         for h in hbar.iter_mut() {
             let (lower, upper) = h.split_at_mut(k + it);
-            for b in 0..batch {
-                if !valid[b] {
+            for (b, _) in valid.iter().enumerate().filter(|(_, v)| !**v) {
+                {
                     let up = upper[0].row(b).to_owned();
                     let mut low = lower[k + it - 1].row_mut(b);
                     low += &up;
@@ -136,9 +151,12 @@ pub fn backward<F: Real>(
             params[p] += &g.into_dyn();
         }
     }
-    Ok(Gradients {
-        params,
-        inputs,
-        init,
-    })
+    Ok((
+        traj,
+        Gradients {
+            params,
+            inputs,
+            init,
+        },
+    ))
 }

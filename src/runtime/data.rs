@@ -93,7 +93,10 @@ pub fn prepare<F: Real>(
     defines: &Bindings,
     reverse: bool,
 ) -> Result<Sequences<F>, DataError> {
+    // Inputs and initial states are bound first, so that a parameter of the
+    // wrong shape is the array named in the error, not a source of it.
     let mut constraints = Vec::new();
+    let mut param_constraints = Vec::new();
     let list = |names: Vec<&str>| names.join(", ");
 
     // Parameters.
@@ -119,7 +122,7 @@ pub fn prepare<F: Real>(
             });
         }
         for (axis, d) in dims.iter().enumerate() {
-            constraints.push(Constraint {
+            param_constraints.push(Constraint {
                 expr: d.clone(),
                 actual: a.shape()[axis],
                 source: format!("parameter `{name}` {:?}, axis {axis} of {}", a.shape(), shape_string(dims)),
@@ -226,6 +229,7 @@ pub fn prepare<F: Real>(
         by_state[s] = Some(a);
     }
 
+    constraints.extend(param_constraints);
     let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
     let bindings = bind(&dims, defines, &constraints)?;
 

@@ -12,6 +12,9 @@ use crate::graph::step::{ArgKind, Init, StepGraph};
 use crate::interp::{self, EvalError};
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
 
+/// Per iteration, the extra results of the graph run (BPTT's residuals).
+pub type Saved<F> = Vec<Vec<ArrayD<F>>>;
+
 /// What a forward run produces.
 #[derive(Clone, Debug)]
 pub struct Trajectory<F> {
@@ -78,7 +81,21 @@ pub fn position<F>(seq: &Sequences<F>, b: usize, it: usize) -> Option<usize> {
 }
 
 pub fn forward<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Result<Trajectory<F>, EvalError> {
-    Ok(forward_with(step, &step.graph, seq)?.0)
+    Ok(forward_with(step, &step.graph, seq, initial_history(step, seq))?.0)
+}
+
+/// The state history before the first iteration: per state, `K - 1` zeros
+/// then the initial value (see [`Trajectory::history`]).
+pub fn initial_history<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Vec<Vec<Array2<F>>> {
+    let k = history_depth(step);
+    initial_states(step, seq)
+        .into_iter()
+        .map(|init| {
+            let mut h = vec![Array2::zeros(init.dim()); k - 1];
+            h.push(init);
+            h
+        })
+        .collect()
 }
 
 /// The arguments of the step graph at iteration `it`.
@@ -100,25 +117,20 @@ pub fn step_args<F: Real>(
 }
 
 /// Runs `graph` — the step graph, or a graph with the step graph's arguments
-/// and results followed by extra results — over the sequences. Returns the
-/// trajectory and, for each iteration, the values of the extra results (the
-/// residuals BPTT saves).
+/// and results followed by extra results — over the sequences, starting from
+/// `history` (per state, the `K` values before the first iteration: what
+/// [`initial_history`] gives, or what an earlier chunk of a sequence ended
+/// with). Returns the trajectory and, for each iteration, the values of the
+/// extra results (the residuals BPTT saves).
 pub fn forward_with<F: Real>(
     step: &StepGraph,
     graph: &crate::graph::Graph,
     seq: &Sequences<F>,
-) -> Result<(Trajectory<F>, Vec<Vec<ArrayD<F>>>), EvalError> {
-    let k = history_depth(step);
+    history: Vec<Vec<Array2<F>>>,
+) -> Result<(Trajectory<F>, Saved<F>), EvalError> {
     let n_results = step.graph.results.len();
     let mut saved = Vec::new();
-    let mut history: Vec<Vec<Array2<F>>> = initial_states(step, seq)
-        .into_iter()
-        .map(|init| {
-            let mut h = vec![Array2::zeros(init.dim()); k - 1];
-            h.push(init);
-            h
-        })
-        .collect();
+    let mut history = history;
     let mut outputs: Vec<ArrayD<F>> = Vec::new();
     for o in &step.outputs {
         let mut shape = vec![seq.steps, seq.batch];

@@ -440,8 +440,14 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>, NpyError> {
     file.seek(SeekFrom::Start(0))
         .map_err(|e| read_error(path, e))?;
 
+    // A file that starts like a zip archive but has no valid end was cut short.
+    let starts_like_zip = got >= 4 && head[..4] == *b"PK\x03\x04";
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| match e {
         ZipError::Io(e) if e.kind() != io::ErrorKind::UnexpectedEof => read_error(path, e),
+        _ if starts_like_zip => NpyError::NotZip {
+            path: path.to_path_buf(),
+            reason: "it is truncated: it starts as a zip archive but its end (the archive's directory) is missing".into(),
+        },
         other => NpyError::NotZip {
             path: path.to_path_buf(),
             reason: format!("it is not a valid zip archive ({})", zip_reason(&other)),

@@ -19,14 +19,14 @@
 //! are not something an optimiser steps along, and are left untouched (as
 //! PyTorch's `clip_grad_norm_` and `clip_grad_value_`, which take parameters).
 
-use super::backward::{Cotangents, Gradients, backward};
+use super::backward::{Cotangents, Gradients, backward_from};
 use super::data::{Sequences, size};
-use super::forward::{Trajectory, forward, history_depth, initial_states, position, step_args};
+use super::forward::{history_depth, initial_history};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
-use crate::graph::step::{ArgKind, Init, StepGraph};
-use crate::interp::{self, EvalError};
-use ndarray::{Array2, Array3, ArrayD, ArrayViewD, Axis, Ix2, Ix3, IxDyn};
+use crate::graph::step::StepGraph;
+use crate::interp::EvalError;
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Ix3, IxDyn};
 
 /// Scales all parameter gradients by `max_norm / norm` when their global norm
 /// (the 2-norm of all parameter gradient elements taken together) exceeds
@@ -152,11 +152,8 @@ pub struct TruncatedGradients<F> {
 ///
 /// Reads deeper than one step (`h_{t-2}`): a chunk needs the last `max_lag`
 /// values of each state, not just the latest. These are carried across
-/// boundaries (as constants), so such cells are truncated correctly too. Since
-/// [`Sequences::init`] holds one value per state, cells with `max_lag > 1` run
-/// through a private driver here that starts from a given history; cells with
-/// `max_lag <= 1` run each chunk through the runtime's own [`forward`] (for
-/// the carried state) and [`backward`].
+/// boundaries (as constants), and each chunk runs through the runtime's own
+/// BPTT ([`backward_from`]) starting from that history.
 ///
 /// With `k >= T` the result equals a full [`backward`]. Panics if `k == 0`.
 pub fn truncated_bptt<F: Real>(
@@ -181,14 +178,7 @@ pub fn truncated_bptt<F: Real>(
 
     // The state history before the current chunk: the last `depth` values of
     // each state, oldest first (initially: zeros, then the initial value).
-    let mut carry: Vec<Vec<Array2<F>>> = initial_states(step, seq)
-        .into_iter()
-        .map(|init| {
-            let mut h = vec![Array2::zeros(init.dim()); depth - 1];
-            h.push(init);
-            h
-        })
-        .collect();
+    let mut carry: Vec<Vec<Array2<F>>> = initial_history(step, seq);
     let mut params: Vec<ArrayD<F>> = seq
         .params
         .iter()
@@ -261,14 +251,7 @@ pub fn truncated_bptt<F: Real>(
                 .collect(),
         };
 
-        let (traj, g) = if depth == 1 {
-            (
-                forward(step, &chunk)?,
-                backward(step, adj, &chunk, &chunk_cot)?,
-            )
-        } else {
-            bptt_from_history(step, adj, &chunk, carry, &chunk_cot)?
-        };
+        let (traj, g) = backward_from(step, adj, &chunk, &chunk_cot, carry)?;
 
         for (acc, g) in params.iter_mut().zip(&g.params) {
             *acc += g;
@@ -367,180 +350,4 @@ impl ChunkMap {
             }
         }
     }
-}
-
-/// The runtime's forward pass and BPTT in one, for cells that read more than
-/// one step back: the same loops as [`forward`] and [`backward`], except that
-/// the history starts from `prefix` (per state, the `history_depth` values
-/// before the first iteration) instead of zeros and one initial value. The
-/// cotangents of `prefix` are dropped but for its latest value, returned as
-/// `init` (for a chunk, only the first one's is used, where the older values
-/// are zeros). A learned initial state collects its gradient, as in
-/// [`backward`], when `seq.init` gives no value in its place.
-fn bptt_from_history<F: Real>(
-    step: &StepGraph,
-    adj: &StepAdjoint,
-    seq: &Sequences<F>,
-    prefix: Vec<Vec<Array2<F>>>,
-    cot: &Cotangents<F>,
-) -> Result<(Trajectory<F>, Gradients<F>), EvalError> {
-    let k = history_depth(step);
-    let t_len = seq.steps;
-    let batch = seq.batch;
-    let n_results = step.graph.results.len();
-
-    // Forward, saving residuals.
-    let mut history = prefix;
-    let mut saved = Vec::with_capacity(t_len);
-    let mut outputs: Vec<ArrayD<F>> = step
-        .outputs
-        .iter()
-        .map(|o| {
-            let mut shape = vec![t_len, batch];
-            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
-            ArrayD::zeros(IxDyn(&shape))
-        })
-        .collect();
-    for it in 0..t_len {
-        let args = step_args(step, seq, &history, it);
-        let refs: Vec<&ArrayD<F>> = args.iter().collect();
-        let mut results = interp::eval(&adj.forward, &refs, &seq.bindings, batch)?;
-        saved.push(results.split_off(n_results));
-        for (s, h) in history.iter_mut().enumerate() {
-            let prev = h.last().expect("initial value").clone();
-            let new = results[step.state_result(s)]
-                .broadcast(prev.dim())
-                .map(|v| v.to_owned())
-                .unwrap_or_else(|| prev.clone());
-            let mut next = prev;
-            for b in 0..batch {
-                if position(seq, b, it).is_some() {
-                    next.row_mut(b).assign(&new.row(b));
-                }
-            }
-            h.push(next);
-        }
-        for (o, out) in outputs.iter_mut().enumerate() {
-            let v = &results[step.output_result(o)];
-            for b in 0..batch {
-                if let Some(pos) = position(seq, b, it) {
-                    let row = if step.outputs[o].ty.batched {
-                        v.index_axis(Axis(0), b)
-                    } else {
-                        v.view()
-                    };
-                    out.index_axis_mut(Axis(0), pos)
-                        .index_axis_mut(Axis(0), b)
-                        .assign(&row);
-                }
-            }
-        }
-    }
-
-    // Backward over the saved residuals.
-    let mut hbar: Vec<Vec<Array2<F>>> = history
-        .iter()
-        .map(|h| h.iter().map(|v| Array2::zeros(v.dim())).collect())
-        .collect();
-    for (s, c) in cot.last.iter().enumerate() {
-        if let Some(c) = c {
-            hbar[s][k + t_len - 1] += c;
-        }
-    }
-    let mut params: Vec<ArrayD<F>> = seq
-        .params
-        .iter()
-        .map(|p| ArrayD::zeros(p.raw_dim()))
-        .collect();
-    let mut inputs: Vec<Array3<F>> = seq
-        .inputs
-        .iter()
-        .map(|x| Array3::zeros(x.raw_dim()))
-        .collect();
-    for it in (0..t_len).rev() {
-        let valid: Vec<bool> = (0..batch).map(|b| position(seq, b, it).is_some()).collect();
-        let mut args = step_args(step, seq, &history, it);
-        args.extend(saved[it].iter().cloned());
-        for h in &hbar {
-            let mut c = h[k + it].clone();
-            for (b, mut row) in c.outer_iter_mut().enumerate() {
-                if !valid[b] {
-                    row.fill(F::zero());
-                }
-            }
-            args.push(c.into_dyn());
-        }
-        for (o, sig) in step.outputs.iter().enumerate() {
-            let mut shape = vec![batch];
-            shape.extend(sig.ty.dims.iter().map(|d| size(d, &seq.bindings)));
-            let mut c = ArrayD::zeros(IxDyn(&shape));
-            if let Some(all) = &cot.outputs[o] {
-                for b in 0..batch {
-                    if let Some(pos) = position(seq, b, it) {
-                        c.index_axis_mut(Axis(0), b)
-                            .assign(&all.index_axis(Axis(0), pos).index_axis(Axis(0), b));
-                    }
-                }
-            }
-            args.push(c);
-        }
-        let refs: Vec<&ArrayD<F>> = args.iter().collect();
-        let res = interp::eval(&adj.backward, &refs, &seq.bindings, batch)?;
-        for (a, kind) in step.arg_kinds.iter().enumerate() {
-            match *kind {
-                ArgKind::Param(p) => params[p] += &res[a],
-                ArgKind::Input(i) => {
-                    for b in 0..batch {
-                        if let Some(pos) = position(seq, b, it) {
-                            let mut dst = inputs[i].index_axis_mut(Axis(0), pos);
-                            let mut dst = dst.index_axis_mut(Axis(0), b);
-                            dst += &res[a].index_axis(Axis(0), b);
-                        }
-                    }
-                }
-                ArgKind::State { state, lag } => {
-                    let g = res[a]
-                        .view()
-                        .into_dimensionality::<Ix2>()
-                        .expect("a state's cotangent is [B, n]");
-                    hbar[state][k + it - lag as usize] += &g;
-                }
-            }
-        }
-        // Rows past their length carried the state unchanged.
-        for h in hbar.iter_mut() {
-            let (lower, upper) = h.split_at_mut(k + it);
-            for b in 0..batch {
-                if !valid[b] {
-                    let up = upper[0].row(b).to_owned();
-                    let mut low = lower[k + it - 1].row_mut(b);
-                    low += &up;
-                }
-            }
-        }
-    }
-    let init: Vec<Array2<F>> = hbar.iter().map(|h| h[k - 1].clone()).collect();
-    for (s, sig) in step.states.iter().enumerate() {
-        if let Init::Param(p) = sig.init
-            && seq.init[s].is_none()
-        {
-            params[p] += &init[s].sum_axis(Axis(0)).into_dyn();
-        }
-    }
-    let last = history
-        .iter()
-        .map(|h| h.last().expect("initial value").clone())
-        .collect();
-    Ok((
-        Trajectory {
-            outputs,
-            last,
-            history,
-        },
-        Gradients {
-            params,
-            inputs,
-            init,
-        },
-    ))
 }
