@@ -172,10 +172,23 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
         }
     }
     residuals.sort();
-    let residual_name = |n: NodeId| match &combined.node(n).label {
-        Some(l) => l.clone(),
-        None => format!("r{}", n.index()),
-    };
+    // Residuals without a name of their own are numbered s1, s2, ... in order
+    // (`cellc bptt` uses the same names).
+    let mut unnamed = 0;
+    let residual_names: HashMap<NodeId, String> = residuals
+        .iter()
+        .map(|&n| {
+            let name = match &combined.node(n).label {
+                Some(l) => l.clone(),
+                None => {
+                    unnamed += 1;
+                    format!("s{unnamed}")
+                }
+            };
+            (n, name)
+        })
+        .collect();
+    let residual_name = |n: NodeId| residual_names[&n].clone();
 
     // The forward step: the step graph with the residuals as extra results.
     // The combined graph's forward side is the step graph rebuilt, so the

@@ -123,9 +123,11 @@ impl CheckError {
                 .with_label(format!(
                     "write `{name}_t` for this step's new value or `{name}_{{t-1}}` for the previous step's"
                 )),
+            CheckError::MissingStateEquation { name, span } => Diagnostic::error(msg, *span)
+                .with_label("declared here")
+                .with_note(format!("help: add an equation `{name}_t = ...` giving its value after each step")),
             CheckError::PastOfNonState { span, .. }
             | CheckError::TimedParam { span, .. }
-            | CheckError::MissingStateEquation { span, .. }
             | CheckError::AssignToNonValue { span, .. }
             | CheckError::AssignToPast { span, .. }
             | CheckError::BadOutput { span, .. }
@@ -382,7 +384,9 @@ impl Checker {
             let ty = b.ty(node).clone();
             let want = Type::vector(true, size.clone());
             if !self.types_unify(&ty, &want) {
-                let span = self.spans.get(&node).copied().unwrap_or_default();
+                // Point at the state's own equation (the value may be shared
+                // with another name, whose span the node keeps).
+                let span = self.equations[self.state_eq[&s].0].1;
                 return Err(CheckError::Shape {
                     message: format!(
                         "the new value of state `{name}` is {}, but the state is declared {}",

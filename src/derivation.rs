@@ -286,30 +286,32 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
 
     let mut bound: HashMap<NodeId, String> = HashMap::new();
     let mut saved_lines: Vec<String> = Vec::new();
-    let mut unnamed = 0;
     for n in g.node_ids() {
         let Op::Arg(i) = g.node(n).op else { continue };
         let name = if i < n_args {
             arg_name(&step.arg_kinds[i])
         } else if i < n_args + n_res {
+            // Residuals are named by autodiff: a value's own name, or s1, s2, ...
             let k = i - n_args;
+            let saved = g.args[i].name.trim_start_matches("saved ").to_string();
             let fnode = fwd.results[n_step_results + k].node;
-            match fwd_bound.get(&fnode) {
-                Some(name) => name.clone(),
-                None => {
-                    let fp = Printer {
-                        g: fwd,
-                        names: Names { style },
-                        bound: fwd_bound.clone(),
-                    };
-                    unnamed += 1;
-                    let name = match style {
-                        Style::Text => format!("s{unnamed}_t"),
-                        Style::Latex => format!("s_{{{unnamed},t}}"),
-                    };
-                    saved_lines.push(format!("{name} = {}", fp.define(fnode)));
-                    name
-                }
+            let unnamed = saved.len() > 1
+                && saved.starts_with('s')
+                && saved[1..].chars().all(|c| c.is_ascii_digit());
+            if unnamed {
+                let fp = Printer {
+                    g: fwd,
+                    names: Names { style },
+                    bound: fwd_bound.clone(),
+                };
+                let name = match style {
+                    Style::Text => format!("{saved}_t"),
+                    Style::Latex => format!("s_{{{},t}}", &saved[1..]),
+                };
+                saved_lines.push(format!("{name} = {}", fp.define(fnode)));
+                name
+            } else {
+                names.var(&saved, Some("t"))
             }
         } else {
             let r = i - n_args - n_res;

@@ -159,8 +159,13 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(name, c);
-        let limit = (name.chars().count().max(c.chars().count()) / 2).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+        let longest = name.chars().count().max(c.chars().count());
+        // Close enough: at most half the letters differ, and not all of them
+        // (so `b` does not suggest `W`).
+        let close = d <= (longest / 2).max(1) && d < longest;
+        // Ties go to the alphabetically first, so the answer never depends
+        // on the order the candidates come in.
+        if close && best.is_none_or(|(bd, bc)| d < bd || (d == bd && c < bc)) {
             best = Some((d, c));
         }
     }

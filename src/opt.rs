@@ -69,7 +69,10 @@ pub fn simplify(g: &Graph) -> Result<Graph, ShapeError> {
             node: map[r.node.index()].expect("results are live"),
         })
         .collect();
-    Ok(b.finish())
+    let out = b.finish();
+    // Every pass leaves a valid graph, or says so.
+    out.verify().map_err(|e| ShapeError::Other(format!("simplify broke the graph: {e}")))?;
+    Ok(out)
 }
 
 /// Which nodes some result depends on.

@@ -82,5 +82,8 @@ pub fn unroll(step: &StepGraph, steps: usize) -> Result<Graph, ShapeError> {
         });
     }
     b.graph.results = results;
-    Ok(b.finish())
+    let g = b.finish();
+    g.verify()
+        .map_err(|e| ShapeError::Other(format!("unrolling broke the graph: {e}")))?;
+    Ok(g)
 }

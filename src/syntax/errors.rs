@@ -31,26 +31,25 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
         ErrorVariant::CustomError { message } => {
             // pest's own limits ("stack limit reached"); the nesting check of the
             // parser should make these unreachable.
-            return Diagnostic::error(format!("the file is too complex to parse ({message})"), span)
-                .with_label("here");
+            return Diagnostic::error(
+                format!("the file is too complex to parse ({message})"),
+                span,
+            )
+            .with_label("here");
         }
     };
 
     let mut expected: Vec<&str> = Vec::new();
-    for rule in &positives {
-        if let Some(d) = describe(*rule) {
-            if !expected.contains(&d) {
+    for describer in [describe, describe_quiet] {
+        for rule in &positives {
+            if let Some(d) = describer(*rule)
+                && !expected.contains(&d)
+            {
                 expected.push(d);
             }
         }
-    }
-    if expected.is_empty() {
-        for rule in &positives {
-            if let Some(d) = describe_quiet(*rule) {
-                if !expected.contains(&d) {
-                    expected.push(d);
-                }
-            }
+        if !expected.is_empty() {
+            break;
         }
     }
     // A name is one kind of expression.
@@ -87,10 +86,11 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
     };
     let mut diagnostic = Diagnostic::error(message, span).with_label(label);
 
-    if at_end && expected == [CLOSE_CELL] {
-        if let Some(open) = body_open(source) {
-            diagnostic = diagnostic.with_secondary(Span::new(open, open + 1), "the cell opens here");
-        }
+    if at_end
+        && expected == [CLOSE_CELL]
+        && let Some(open) = body_open(source)
+    {
+        diagnostic = diagnostic.with_secondary(Span::new(open, open + 1), "the cell opens here");
     }
     if let Some(help) = hint(found, &positives) {
         diagnostic = diagnostic.with_note(help);
@@ -117,7 +117,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_state | kw_param | kw_output => STATEMENT,
         name => NAME,
         input => "an input such as `x: [X]`",
-        size | size_int | size_group => "a size",
+        size | size_operand => "a size",
         shape => "a shape such as `[H, X]`",
         param_item => "a parameter name",
         state_init => "`0` or `param`",
@@ -166,7 +166,9 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
             "help: write `·` (or `@`) for a matrix product, `∘` (or `*`) for an elementwise one"
         }
         "^" => "help: powers are not part of the language; write `a * a`, `exp`, `sqrt`",
-        ":=" | ":" if positives.contains(&Rule::assign) => "help: an equation is written `h_t = ...`",
+        ":=" | ":" if positives.contains(&Rule::assign) => {
+            "help: an equation is written `h_t = ...`"
+        }
         _ if found.starts_with('_') && positives.contains(&Rule::close_brace) => {
             "help: subscripts go after the accent or font command: `\\tilde{h}_t`"
         }
@@ -180,19 +182,79 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
 
 /// LaTeX commands the grammar knows somewhere; any other is "unknown".
 const KNOWN_COMMANDS: &[&str] = &[
-    "\\cdot", "\\circ", "\\odot", "\\frac", "\\dfrac", "\\tfrac", "\\sqrt", "\\left",
-    "\\right", "\\tanh", "\\exp", "\\log", "\\ln", "\\max", "\\tilde", "\\hat", "\\widetilde",
-    "\\widehat", "\\mathbf", "\\mathrm", "\\mathit", "\\boldsymbol", "\\bm", "\\operatorname",
-    "\\text", "\\begin", "\\end", "\\quad", "\\qquad", "\\alpha", "\\beta", "\\gamma",
-    "\\delta", "\\epsilon", "\\varepsilon", "\\zeta", "\\eta", "\\theta", "\\vartheta",
-    "\\iota", "\\kappa", "\\lambda", "\\mu", "\\nu", "\\xi", "\\pi", "\\rho", "\\varrho",
-    "\\sigma", "\\tau", "\\upsilon", "\\phi", "\\varphi", "\\chi", "\\psi", "\\omega",
-    "\\Gamma", "\\Delta", "\\Theta", "\\Lambda", "\\Xi", "\\Pi", "\\Sigma", "\\Upsilon",
-    "\\Phi", "\\Psi", "\\Omega",
+    "\\cdot",
+    "\\circ",
+    "\\odot",
+    "\\frac",
+    "\\dfrac",
+    "\\tfrac",
+    "\\sqrt",
+    "\\left",
+    "\\right",
+    "\\tanh",
+    "\\exp",
+    "\\log",
+    "\\ln",
+    "\\max",
+    "\\tilde",
+    "\\hat",
+    "\\widetilde",
+    "\\widehat",
+    "\\mathbf",
+    "\\mathrm",
+    "\\mathit",
+    "\\boldsymbol",
+    "\\bm",
+    "\\operatorname",
+    "\\text",
+    "\\begin",
+    "\\end",
+    "\\quad",
+    "\\qquad",
+    "\\alpha",
+    "\\beta",
+    "\\gamma",
+    "\\delta",
+    "\\epsilon",
+    "\\varepsilon",
+    "\\zeta",
+    "\\eta",
+    "\\theta",
+    "\\vartheta",
+    "\\iota",
+    "\\kappa",
+    "\\lambda",
+    "\\mu",
+    "\\nu",
+    "\\xi",
+    "\\pi",
+    "\\rho",
+    "\\varrho",
+    "\\sigma",
+    "\\tau",
+    "\\upsilon",
+    "\\phi",
+    "\\varphi",
+    "\\chi",
+    "\\psi",
+    "\\omega",
+    "\\Gamma",
+    "\\Delta",
+    "\\Theta",
+    "\\Lambda",
+    "\\Xi",
+    "\\Pi",
+    "\\Sigma",
+    "\\Upsilon",
+    "\\Phi",
+    "\\Psi",
+    "\\Omega",
 ];
 
 fn is_latex_command(token: &str) -> bool {
-    token.len() > 1 && token.starts_with('\\') && token[1..].bytes().all(|b| b.is_ascii_alphabetic())
+    token.len() > 1
+        && token.starts_with('\\')
+        && token[1..].bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// The token at `pos`, for "found ...": a LaTeX command, a word or number, a

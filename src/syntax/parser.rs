@@ -267,7 +267,10 @@ impl<'s> Builder<'s> {
                 Ok(StateInit::Zero)
             }
             Rule::number => Err(Diagnostic::error(
-                format!("a state starts at `0` or at `param`, not at `{}`", p.as_str()),
+                format!(
+                    "a state starts at `0` or at `param`, not at `{}`",
+                    p.as_str()
+                ),
                 span_of(&p),
             )
             .with_label("expected `0` or `param`")
@@ -660,6 +663,10 @@ impl<'s> Builder<'s> {
 
     fn size_operand(&self, pair: Pair<'s, Rule>) -> Result<(SizeExpr, usize)> {
         let span = span_of(&pair);
+        let pair = pair
+            .into_inner()
+            .next()
+            .ok_or_else(|| internal(span, "an empty size"))?;
         match pair.as_rule() {
             Rule::size_int => {
                 let value = pair.as_str().parse::<i64>().map_err(|_| {
@@ -763,12 +770,12 @@ impl<'s> Builder<'s> {
             "help: values side by side are not multiplied; write `{a} · {b}` for a matrix \
              product or `{a} ∘ {b}` for an elementwise one"
         ));
-        if let ExprKind::Var { name, time: None } = &lhs.kind {
-            if is_function_spelling(&name.name) {
-                diagnostic = diagnostic.with_note(format!(
-                    "help: `{a}` is a function; its argument goes in parentheses: `{a}({b})`"
-                ));
-            }
+        if let ExprKind::Var { name, time: None } = &lhs.kind
+            && is_function_spelling(&name.name)
+        {
+            diagnostic = diagnostic.with_note(format!(
+                "help: `{a}` is a function; its argument goes in parentheses: `{a}({b})`"
+            ));
         }
         let gap = self.source.get(lhs.span.end..rhs.span.start).unwrap_or("");
         if gap.contains('\n') && matches!(rhs.kind, ExprKind::Var { .. }) {
@@ -779,121 +786,151 @@ impl<'s> Builder<'s> {
         diagnostic
     }
 
+    /// One operand. Each kind is built by a function of its own, kept out of
+    /// line so that the frame of this dispatcher, which every level of nested
+    /// brackets passes through, stays small.
     fn operand(&self, pair: Pair<'s, Rule>) -> Result<Built> {
-        let span = span_of(&pair);
         match pair.as_rule() {
-            Rule::number => {
-                let value = pair
-                    .as_str()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| {
-                        Diagnostic::error(format!("number `{}` is too large", pair.as_str()), span)
-                            .with_label("beyond the range of a 64-bit float")
-                    })?;
-                Ok(leaf(ExprKind::Number(value), span))
-            }
+            Rule::number => self.number(pair),
             Rule::var => {
+                let span = span_of(&pair);
                 let (name, time) = self.var(pair)?;
                 Ok(leaf(ExprKind::Var { name, time }, span))
             }
-            Rule::group => {
-                let inner = pair
-                    .into_inner()
-                    .find(|p| p.as_rule() == Rule::expr)
-                    .ok_or_else(|| internal(span, "empty parentheses"))?;
-                let mut built = self.expr(inner)?;
-                // The parentheses belong to the expression they enclose.
-                built.expr.span = span;
-                Ok(built)
-            }
-            Rule::frac => {
-                let mut command = None;
-                let mut parts = Vec::with_capacity(2);
-                for p in pair.into_inner() {
-                    match p.as_rule() {
-                        Rule::frac_command => command = Some(span_of(&p)),
-                        Rule::expr => parts.push(self.expr(p)?),
-                        Rule::open_brace | Rule::close_brace => {}
-                        _ => return Err(unexpected(&p)),
-                    }
-                }
-                let (Some(op_span), Some(den), Some(num)) = (command, parts.pop(), parts.pop())
-                else {
-                    return Err(internal(span, "an incomplete `\\frac`"));
-                };
-                binary(BinOp::Div, op_span, span, num, den)
-            }
-            Rule::sqrt => {
-                let mut command = None;
-                let mut arg = None;
-                for p in pair.into_inner() {
-                    match p.as_rule() {
-                        Rule::sqrt_command => command = Some(span_of(&p)),
-                        Rule::expr => arg = Some(self.expr(p)?),
-                        Rule::open_brace | Rule::close_brace => {}
-                        _ => return Err(unexpected(&p)),
-                    }
-                }
-                let (Some(func_span), Some(arg)) = (command, arg) else {
-                    return Err(internal(span, "an incomplete `\\sqrt`"));
-                };
-                let func = Ident {
-                    name: "sqrt".to_string(),
-                    span: func_span,
-                };
-                call(func, vec![arg], span)
-            }
-            Rule::call => {
-                let mut func = None;
-                let mut args = Vec::new();
-                for p in pair.into_inner() {
-                    match p.as_rule() {
-                        Rule::function_name => func = Some(self.function_name(p)?),
-                        Rule::arguments => {
-                            for a in p.into_inner() {
-                                match a.as_rule() {
-                                    Rule::expr => args.push(self.expr(a)?),
-                                    Rule::open_paren
-                                    | Rule::close_paren
-                                    | Rule::left_paren
-                                    | Rule::right_paren
-                                    | Rule::comma => {}
-                                    _ => return Err(unexpected(&a)),
-                                }
-                            }
-                        }
-                        _ => return Err(unexpected(&p)),
-                    }
-                }
-                let func = func.ok_or_else(|| internal(span, "a call without a function"))?;
-                call(func, args, span)
-            }
-            Rule::concat => {
-                let mut parts = Vec::new();
-                for p in pair.into_inner() {
-                    match p.as_rule() {
-                        Rule::expr => parts.push(self.expr(p)?),
-                        Rule::open_bracket
-                        | Rule::close_bracket
-                        | Rule::left_bracket
-                        | Rule::right_bracket
-                        | Rule::semicolon => {}
-                        _ => return Err(unexpected(&p)),
-                    }
-                }
-                let depth = nested_depth(&parts, span)?;
-                Ok(Built {
-                    expr: Expr {
-                        kind: ExprKind::Concat(parts.into_iter().map(|b| b.expr).collect()),
-                        span,
-                    },
-                    depth,
-                })
-            }
+            Rule::group => self.group(pair),
+            Rule::frac => self.frac(pair),
+            Rule::sqrt => self.sqrt(pair),
+            Rule::call => self.call(pair),
+            Rule::concat => self.concat(pair),
             _ => Err(unexpected(&pair)),
         }
+    }
+
+    #[inline(never)]
+    fn number(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let value = pair
+            .as_str()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                Diagnostic::error(format!("number `{}` is too large", pair.as_str()), span)
+                    .with_label("beyond the range of a 64-bit float")
+            })?;
+        Ok(leaf(ExprKind::Number(value), span))
+    }
+
+    /// `(a)`, `\left(a\right)`: the expression inside, whose span grows to
+    /// take in the parentheses.
+    #[inline(never)]
+    fn group(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let inner = pair
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::expr)
+            .ok_or_else(|| internal(span, "empty parentheses"))?;
+        let mut built = self.expr(inner)?;
+        built.expr.span = span;
+        Ok(built)
+    }
+
+    /// `\frac{a}{b}`: `a / b`, the operator being `\frac`.
+    #[inline(never)]
+    fn frac(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let mut command = None;
+        let mut parts = Vec::with_capacity(2);
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::frac_command => command = Some(span_of(&p)),
+                Rule::expr => parts.push(self.expr(p)?),
+                Rule::open_brace | Rule::close_brace => {}
+                _ => return Err(unexpected(&p)),
+            }
+        }
+        let (Some(op_span), Some(den), Some(num)) = (command, parts.pop(), parts.pop()) else {
+            return Err(internal(span, "an incomplete `\\frac`"));
+        };
+        binary(BinOp::Div, op_span, span, num, den)
+    }
+
+    /// `\sqrt{a}`: the call `sqrt(a)`.
+    #[inline(never)]
+    fn sqrt(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let mut command = None;
+        let mut arg = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::sqrt_command => command = Some(span_of(&p)),
+                Rule::expr => arg = Some(self.expr(p)?),
+                Rule::open_brace | Rule::close_brace => {}
+                _ => return Err(unexpected(&p)),
+            }
+        }
+        let (Some(func_span), Some(arg)) = (command, arg) else {
+            return Err(internal(span, "an incomplete `\\sqrt`"));
+        };
+        let func = Ident {
+            name: "sqrt".to_string(),
+            span: func_span,
+        };
+        call(func, vec![arg], span)
+    }
+
+    #[inline(never)]
+    fn call(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let mut func = None;
+        let mut args = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::function_name => func = Some(self.function_name(p)?),
+                Rule::arguments => {
+                    for a in p.into_inner() {
+                        match a.as_rule() {
+                            Rule::expr => args.push(self.expr(a)?),
+                            Rule::open_paren
+                            | Rule::close_paren
+                            | Rule::left_paren
+                            | Rule::right_paren
+                            | Rule::comma => {}
+                            _ => return Err(unexpected(&a)),
+                        }
+                    }
+                }
+                _ => return Err(unexpected(&p)),
+            }
+        }
+        let func = func.ok_or_else(|| internal(span, "a call without a function"))?;
+        call(func, args, span)
+    }
+
+    /// `[a; b; c]`, `\left[a; b\right]`.
+    #[inline(never)]
+    fn concat(&self, pair: Pair<'s, Rule>) -> Result<Built> {
+        let span = span_of(&pair);
+        let mut parts = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::expr => parts.push(self.expr(p)?),
+                Rule::open_bracket
+                | Rule::close_bracket
+                | Rule::left_bracket
+                | Rule::right_bracket
+                | Rule::semicolon => {}
+                _ => return Err(unexpected(&p)),
+            }
+        }
+        let depth = nested_depth(&parts, span)?;
+        Ok(Built {
+            expr: Expr {
+                kind: ExprKind::Concat(parts.into_iter().map(|b| b.expr).collect()),
+                span,
+            },
+            depth,
+        })
     }
 
     /// The head of a call, with its canonical function name.
@@ -997,7 +1034,21 @@ fn is_constant(size: &SizeExpr) -> bool {
 fn is_function_spelling(name: &str) -> bool {
     matches!(
         name,
-        "sigmoid" | "sigma" | "tanh" | "relu" | "ReLU" | "exp" | "log" | "ln" | "sqrt"
-            | "softplus" | "abs" | "softmax" | "sum" | "mean" | "max" | "chunk"
+        "sigmoid"
+            | "sigma"
+            | "tanh"
+            | "relu"
+            | "ReLU"
+            | "exp"
+            | "log"
+            | "ln"
+            | "sqrt"
+            | "softplus"
+            | "abs"
+            | "softmax"
+            | "sum"
+            | "mean"
+            | "max"
+            | "chunk"
     )
 }
