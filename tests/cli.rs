@@ -627,10 +627,10 @@ fn assert_line(r: &Run, parts: &[&str]) {
 /// Each model's signature as the model library documents it: inputs, states
 /// (with their initial value), parameters with their (inferred) shapes and
 /// outputs.
-fn signatures() -> Vec<(
-    &'static str,
-    Vec<(&'static str, &'static str, &'static str)>,
-)> {
+/// A model's file and its signature rows (kind, name, shape).
+type Signature = (&'static str, Vec<(&'static str, &'static str, &'static str)>);
+
+fn signatures() -> Vec<Signature> {
     let lstm_like = |gates: &[&'static str],
                      extra: &[(&'static str, &'static str, &'static str)]| {
         let mut v = vec![
@@ -2432,7 +2432,8 @@ fn error_lengths_out_of_range_or_not_integers() {
         "--lengths",
         "l.npy",
     ];
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "negative",
             Box::new(|p| save_lengths(p, &[-1, 2])),
