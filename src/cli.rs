@@ -406,12 +406,22 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     let defs = defines(&d.define);
     let mut rng = Rng::new(d.seed);
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
-    // Generated data needs every dimension bound up front.
+    // Generated data needs every dimension bound up front. A free size that
+    // only an unused parameter has (nothing fixes it) is set to 1.
+    let mut gen_defs = defs.clone();
+    for dim in step.dims.iter().filter(|x| x.free && !defs.contains_key(&x.name)) {
+        let only_unused = step.params.iter().enumerate().all(|(p, sig)| {
+            !sig.dims.iter().any(|x| x.symbols().any(|s| s == dim.name)) || !param_used(step, p)
+        });
+        if only_unused {
+            gen_defs.insert(dim.name.clone(), 1);
+        }
+    }
     let gen_bindings = || -> Result<Bindings, Failure> {
         let missing: Vec<&str> = step
             .dims
             .iter()
-            .filter(|x| !defs.contains_key(&x.name))
+            .filter(|x| !gen_defs.contains_key(&x.name))
             .map(|x| x.name.as_str())
             .collect();
         if !missing.is_empty() {
@@ -421,7 +431,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                 missing.iter().map(|m| format!("-D {m}=SIZE")).collect::<Vec<_>>().join(" ")
             )));
         }
-        Ok(defs.clone())
+        Ok(gen_defs.clone())
     };
     let params: Named<F> = match &d.params {
         Some(p) => read_named(p, "parameter")?,
@@ -506,6 +516,15 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     warn_non_finite(&inputs, "input");
     warn_non_finite(&init, "initial state");
     Ok(data::prepare(step, params, inputs, init, lengths, &defs, d.reverse)?)
+}
+
+/// Whether the step reads parameter `p`.
+fn param_used(step: &StepGraph, p: usize) -> bool {
+    let arg = step.param_arg(p);
+    step.graph.node_ids().any(|n| {
+        step.graph.node(n).op == crate::graph::op::Op::Arg(arg)
+            && step.graph.dag.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_some()
+    })
 }
 
 fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {

@@ -766,10 +766,15 @@ impl<'s> Builder<'s> {
         )
         .with_label("expected an operator before this")
         .with_secondary(lhs.span, "after this")
-        .with_note(format!(
-            "help: values side by side are not multiplied; write `{a} · {b}` for a matrix \
-             product or `{a} ∘ {b}` for an elementwise one"
-        ));
+        .with_note(if matches!(lhs.kind, ExprKind::Number(_)) {
+            // A number scales elementwise; `·` would need a matrix.
+            format!("help: values side by side are not multiplied; write `{a} * {b}`")
+        } else {
+            format!(
+                "help: values side by side are not multiplied; write `{a} · {b}` for a matrix \
+                 product or `{a} ∘ {b}` for an elementwise one"
+            )
+        });
         if let ExprKind::Var { name, time: None } = &lhs.kind
             && is_function_spelling(&name.name)
         {
