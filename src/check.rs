@@ -38,7 +38,13 @@ pub enum CheckError {
         suggestion: Option<String>,
     },
     #[error("`{name}` is declared twice")]
-    Duplicate { name: String, span: Span, first: Span },
+    Duplicate {
+        name: String,
+        span: Span,
+        first: Span,
+        /// The name is also a state's learned initial value (`NAME_0`).
+        learned_init: bool,
+    },
     #[error("state `{name}` is read without a time index")]
     StateWithoutTime { name: String, span: Span },
     #[error("`{name}` is {what} and cannot be read at t-{lag}: only states can be read at earlier steps")]
@@ -116,9 +122,22 @@ impl CheckError {
             } => did_you_mean(Diagnostic::error(msg, *span), suggestion).with_note(
                 "help: the functions are sigmoid (σ), tanh, relu, exp, log, softplus, abs, sqrt, softmax, sum, mean, max and chunk",
             ),
-            CheckError::Duplicate { span, first, .. } => Diagnostic::error(msg, *span)
-                .with_label("declared again here")
-                .with_secondary(*first, "first declared here"),
+            CheckError::Duplicate {
+                name,
+                span,
+                first,
+                learned_init,
+            } => {
+                let d = Diagnostic::error(msg, *span)
+                    .with_label("declared again here")
+                    .with_secondary(*first, "first declared here");
+                match name.strip_suffix("_0").filter(|_| *learned_init) {
+                    Some(state) => d.with_note(format!(
+                        "note: `state {state}: [...] = param` declares the parameter `{name}` (its learned initial value); remove `{name}` from the `param` line"
+                    )),
+                    None => d,
+                }
+            }
             CheckError::StateWithoutTime { name, span } => Diagnostic::error(msg, *span)
                 .with_label(format!(
                     "write `{name}_t` for this step's new value or `{name}_{{t-1}}` for the previous step's"
@@ -305,6 +324,8 @@ struct Checker {
     /// Step-graph argument of each param, input and state read.
     arg_nodes: HashMap<ArgKind, NodeId>,
     used_params: BTreeSet<usize>,
+    /// `NAME_0` for every state with `= param`.
+    learned_inits: BTreeSet<String>,
     used_inputs: BTreeSet<usize>,
 }
 
@@ -438,6 +459,7 @@ impl Checker {
                 name: name.into(),
                 span,
                 first: *first,
+                learned_init: self.learned_inits.contains(name),
             });
         }
         self.names.insert(name.into(), (e, span));
@@ -459,6 +481,7 @@ impl Checker {
                         .push((s.name.name.clone(), s.name.span, size.clone(), s.init));
                     if s.init == StateInit::Param {
                         let p = format!("{}_0", s.name.name);
+                        self.learned_inits.insert(p.clone());
                         self.declare_name(&p, Entity::Param(self.params.len()), s.span)?;
                         self.params.push((p, s.span, Some(vec![size])));
                     }
@@ -565,6 +588,15 @@ impl Checker {
     }
 
     fn check_read(&self, name: &str, span: Span, time: Option<ast::TimeIndex>) -> Result<(), CheckError> {
+        if let Some(t) = time
+            && t.lag > MAX_LAG
+        {
+            return Err(CheckError::Invalid {
+                message: format!("`{name}` is read {} steps back; at most {MAX_LAG} are supported", t.lag),
+                span: span.to(t.span),
+                label: "the runtime keeps this many past values of every state".into(),
+            });
+        }
         let Some((ent, _)) = self.names.get(name) else {
             return Err(CheckError::UnknownName {
                 name: name.into(),
@@ -632,17 +664,46 @@ impl Checker {
                     .into_iter()
                     .find(|c| c.len() > 1 || g.contains_edge(c[0], c[0]))
                     .unwrap_or_default();
-                let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
-                members.sort();
-                let path: Vec<String> = members
-                    .iter()
-                    .map(|m| self.equations[*m].0.join(", "))
-                    .chain(std::iter::once(self.equations[members[0]].0.join(", ")))
-                    .collect();
+                let members: std::collections::BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
+                // Walk the cycle along "reads" from the earliest equation in it.
+                let start = *members.first().expect("a cycle has members");
+                let reads = |e: usize| -> Vec<usize> {
+                    let mut r: Vec<usize> = g
+                        .neighbors_directed(nodes[e], petgraph::Direction::Incoming)
+                        .map(|n| g[n])
+                        .filter(|d| members.contains(d))
+                        .collect();
+                    r.sort();
+                    r
+                };
+                let mut path = vec![start];
+                let mut seen = std::collections::BTreeSet::from([start]);
+                let mut at = start;
+                loop {
+                    let next = reads(at);
+                    if next.contains(&start) && (path.len() > 1 || at == start) {
+                        break;
+                    }
+                    match next.into_iter().find(|n| !seen.contains(n)) {
+                        Some(n) => {
+                            path.push(n);
+                            seen.insert(n);
+                            at = n;
+                        }
+                        None => break,
+                    }
+                }
+                let name = |e: usize| format!("`{}`", self.equations[e].0.join(", "));
+                let mut text = name(start);
+                for &e in &path[1..] {
+                    text.push_str(&format!(" reads {}, which", name(e)));
+                }
+                text.push_str(&format!(" reads {}", name(start)));
+                let text = text.replacen(" reads", " needs", 1).replace(", which reads", ", which needs");
                 Err(CheckError::Cycle {
-                    path: path.join(" → "),
-                    span: self.equations[members[0]].1,
-                    others: members[1..].iter().map(|m| self.equations[*m].1).collect(),
+                    path: text,
+                    span: self.equations[start].1,
+                    others: path[1..].iter().map(|m| self.equations[*m].1).collect(),
                 })
             }
         }
@@ -720,14 +781,14 @@ impl Checker {
     fn lower_equation(&mut self, b: &mut Builder, e: usize, eq: &Equation) -> Result<(), CheckError> {
         let is_chunk = matches!(&eq.rhs.kind, ExprKind::Call { func, .. } if func.name == "chunk");
         if eq.destructuring || is_chunk {
-            let ExprKind::Call { func, args } = &eq.rhs.kind else {
+            let (ExprKind::Call { args, .. }, true) = (&eq.rhs.kind, is_chunk) else {
                 return Err(CheckError::Invalid {
                     message: "a bracketed left side needs `chunk(...)` on the right".into(),
                     span: eq.rhs.span,
                     label: "write `[a_t; b_t] = chunk(z_t, 2)`".into(),
                 });
             };
-            if func.name != "chunk" || !eq.destructuring {
+            if !eq.destructuring {
                 return Err(CheckError::Invalid {
                     message: "`chunk` splits a vector into named parts".into(),
                     span: eq.rhs.span,
@@ -1242,7 +1303,26 @@ fn op_symbol(op: BinOp) -> &'static str {
     }
 }
 
+/// How far back a state may be read: the runtime keeps that many past values.
+const MAX_LAG: u32 = 1 << 16;
+
+/// A size as written, which must be able to be positive.
 fn size_dim(s: &SizeExpr) -> Result<Dim, CheckError> {
+    let d = size_expr(s)?;
+    // Positive for some binding of its names: a positive constant, or a
+    // positive coefficient on some name.
+    let can_be_positive = d.konst > 0 || d.terms.values().any(|c| *c > 0);
+    if !can_be_positive {
+        return Err(CheckError::Invalid {
+            message: format!("the size `{d}` is never positive"),
+            span: s.span,
+            label: "a size counts elements: it must be at least 1".into(),
+        });
+    }
+    Ok(d)
+}
+
+fn size_expr(s: &SizeExpr) -> Result<Dim, CheckError> {
     let invalid = |label: &str| CheckError::Invalid {
         message: "a size is a sum of names and integers, or a name times an integer".into(),
         span: s.span,
@@ -1251,10 +1331,10 @@ fn size_dim(s: &SizeExpr) -> Result<Dim, CheckError> {
     Ok(match &s.kind {
         SizeKind::Int(n) => Dim::konst(*n),
         SizeKind::Name(n) => Dim::sym(n.clone()),
-        SizeKind::Add(a, b) => size_dim(a)?.add(&size_dim(b)?),
-        SizeKind::Sub(a, b) => size_dim(a)?.sub(&size_dim(b)?),
+        SizeKind::Add(a, b) => size_expr(a)?.add(&size_expr(b)?),
+        SizeKind::Sub(a, b) => size_expr(a)?.sub(&size_expr(b)?),
         SizeKind::Mul(a, b) => {
-            let (a, b) = (size_dim(a)?, size_dim(b)?);
+            let (a, b) = (size_expr(a)?, size_expr(b)?);
             match (a.as_const(), b.as_const()) {
                 (Some(k), _) => b.scale(k),
                 (_, Some(k)) => a.scale(k),

@@ -112,7 +112,13 @@ impl Dim {
         for (a, c) in &self.terms {
             match a {
                 Atom::Sym(s) => match bindings.get(s) {
-                    Some(n) => v += c * (*n as i64),
+                    Some(n) => {
+                        v = i64::try_from(*n)
+                            .ok()
+                            .and_then(|n| c.checked_mul(n))
+                            .and_then(|t| v.checked_add(t))
+                            .ok_or_else(|| format!("size {self} is too large"))?
+                    }
                     None => return Err(format!("dimension `{s}` is not bound")),
                 },
                 Atom::Var(_) => return Err("an unresolved size".into()),
