@@ -67,7 +67,9 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
         accumulate(&mut adj, &mut b, r.node.index(), c)?;
     }
     for n in g.node_ids().collect::<Vec<_>>().into_iter().rev() {
-        let Some(&gn) = adj.get(&n.index()) else { continue };
+        let Some(&gn) = adj.get(&n.index()) else {
+            continue;
+        };
         let node = g.node(n);
         if node.op.is_leaf() {
             continue;
@@ -83,9 +85,7 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
     }
     let mut results = Vec::new();
     for (i, a) in g.args.iter().enumerate() {
-        let arg_node = g
-            .node_ids()
-            .find(|n| g.node(*n).op == Op::Arg(i));
+        let arg_node = g.node_ids().find(|n| g.node(*n).op == Op::Arg(i));
         let node = match arg_node.and_then(|n| adj.get(&n.index()).copied()) {
             Some(c) => c,
             None => b.leaf(Op::Zeros(a.ty.clone()))?,
@@ -204,7 +204,11 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
         let id = match node.op {
             Op::Arg(i) => fargs[i],
             ref op => {
-                let ops: Vec<NodeId> = combined.operands(n).iter().map(|o| fmap[&o.index()]).collect();
+                let ops: Vec<NodeId> = combined
+                    .operands(n)
+                    .iter()
+                    .map(|o| fmap[&o.index()])
+                    .collect();
                 let id = fb.node(op.clone(), &ops)?;
                 if let Some(l) = &node.label {
                     fb.set_label(id, l.clone());
@@ -260,7 +264,11 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
             Op::Arg(i) if i < n_args => all_args[i],
             Op::Arg(i) => all_args[residuals.len() + i],
             ref op if backward_side[n.index()] || op.is_leaf() => {
-                let ops: Vec<NodeId> = combined.operands(n).iter().map(|o| bmap[&o.index()]).collect();
+                let ops: Vec<NodeId> = combined
+                    .operands(n)
+                    .iter()
+                    .map(|o| bmap[&o.index()])
+                    .collect();
                 let id = bb.node(op.clone(), &ops)?;
                 if let Some(l) = &node.label {
                     bb.set_label(id, l.clone());
@@ -280,8 +288,12 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
         })
         .collect();
     let backward = opt::simplify(&bb.finish())?;
-    forward.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
-    backward.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
+    forward
+        .verify()
+        .map_err(|e| ShapeError::Other(e.to_string()))?;
+    backward
+        .verify()
+        .map_err(|e| ShapeError::Other(e.to_string()))?;
     let _ = n_forward_results;
     Ok(StepAdjoint {
         forward,

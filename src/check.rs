@@ -47,7 +47,9 @@ pub enum CheckError {
     },
     #[error("state `{name}` is read without a time index")]
     StateWithoutTime { name: String, span: Span },
-    #[error("`{name}` is {what} and cannot be read at t-{lag}: only states can be read at earlier steps")]
+    #[error(
+        "`{name}` is {what} and cannot be read at t-{lag}: only states can be read at earlier steps"
+    )]
     PastOfNonState {
         name: String,
         what: &'static str,
@@ -59,14 +61,20 @@ pub enum CheckError {
     #[error("state `{name}` has no equation giving its new value")]
     MissingStateEquation { name: String, span: Span },
     #[error("`{name}` is given by a second equation")]
-    SecondEquation { name: String, span: Span, first: Span },
+    SecondEquation {
+        name: String,
+        span: Span,
+        first: Span,
+    },
     #[error("`{name}` is {what}: it cannot be the left side of an equation")]
     AssignToNonValue {
         name: String,
         what: &'static str,
         span: Span,
     },
-    #[error("the left side of an equation is this step's value: write `{name}_t`, not `{name}_{{t-{lag}}}`")]
+    #[error(
+        "the left side of an equation is this step's value: write `{name}_t`, not `{name}_{{t-{lag}}}`"
+    )]
     AssignToPast { name: String, lag: u32, span: Span },
     #[error("cycle within one step: {path}")]
     Cycle {
@@ -277,17 +285,13 @@ impl DimEq for Unifier {
         }
         // Solve for the newest unknown with a unit coefficient, so that older
         // unknowns (and their names) survive; else for one that divides evenly.
-        let pick = vars
-            .iter()
-            .rev()
-            .find(|(_, c)| c.abs() == 1)
-            .or_else(|| {
-                vars.iter().rev().find(|(v, c)| {
-                    let mut rest = d.clone();
-                    rest.terms.remove(&Atom::Var(*v));
-                    rest.div_exact(*c).is_some()
-                })
-            });
+        let pick = vars.iter().rev().find(|(_, c)| c.abs() == 1).or_else(|| {
+            vars.iter().rev().find(|(v, c)| {
+                let mut rest = d.clone();
+                rest.terms.remove(&Atom::Var(*v));
+                rest.div_exact(*c).is_some()
+            })
+        });
         let Some(&(v, c)) = pick else { return false };
         let mut rest = d.clone();
         rest.terms.remove(&Atom::Var(v));
@@ -489,7 +493,9 @@ impl Checker {
                 Item::Params(ps) => {
                     for p in ps {
                         let shape = match &p.shape {
-                            Some(dims) => Some(dims.iter().map(size_dim).collect::<Result<Vec<_>, _>>()?),
+                            Some(dims) => {
+                                Some(dims.iter().map(size_dim).collect::<Result<Vec<_>, _>>()?)
+                            }
                             None => None,
                         };
                         if shape.as_ref().is_some_and(|s| s.len() > 2) {
@@ -499,7 +505,11 @@ impl Checker {
                                 label: "parameters are scalars `[]`, vectors `[n]` or matrices `[m, n]`".into(),
                             });
                         }
-                        self.declare_name(&p.name.name, Entity::Param(self.params.len()), p.name.span)?;
+                        self.declare_name(
+                            &p.name.name,
+                            Entity::Param(self.params.len()),
+                            p.name.span,
+                        )?;
                         self.params.push((p.name.name.clone(), p.name.span, shape));
                     }
                 }
@@ -587,12 +597,20 @@ impl Checker {
         err.map_or(Ok(()), Err)
     }
 
-    fn check_read(&self, name: &str, span: Span, time: Option<ast::TimeIndex>) -> Result<(), CheckError> {
+    fn check_read(
+        &self,
+        name: &str,
+        span: Span,
+        time: Option<ast::TimeIndex>,
+    ) -> Result<(), CheckError> {
         if let Some(t) = time
             && t.lag > MAX_LAG
         {
             return Err(CheckError::Invalid {
-                message: format!("`{name}` is read {} steps back; at most {MAX_LAG} are supported", t.lag),
+                message: format!(
+                    "`{name}` is read {} steps back; at most {MAX_LAG} are supported",
+                    t.lag
+                ),
                 span: span.to(t.span),
                 label: "the runtime keeps this many past values of every state".into(),
             });
@@ -642,7 +660,10 @@ impl Checker {
         // graph follows the file's order wherever dependencies allow.
         let mut indegree: Vec<usize> = nodes
             .iter()
-            .map(|n| g.neighbors_directed(*n, petgraph::Direction::Incoming).count())
+            .map(|n| {
+                g.neighbors_directed(*n, petgraph::Direction::Incoming)
+                    .count()
+            })
             .collect();
         let mut ready: std::collections::BTreeSet<usize> =
             (0..eqs.len()).filter(|e| indegree[*e] == 0).collect();
@@ -664,7 +685,8 @@ impl Checker {
                     .into_iter()
                     .find(|c| c.len() > 1 || g.contains_edge(c[0], c[0]))
                     .unwrap_or_default();
-                let members: std::collections::BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
+                let members: std::collections::BTreeSet<usize> =
+                    scc.iter().map(|n| g[*n]).collect();
                 // Walk the cycle along "reads" from the earliest equation in it.
                 let start = *members.first().expect("a cycle has members");
                 let reads = |e: usize| -> Vec<usize> {
@@ -699,7 +721,9 @@ impl Checker {
                     text.push_str(&format!(" reads {}, which", name(e)));
                 }
                 text.push_str(&format!(" reads {}", name(start)));
-                let text = text.replacen(" reads", " needs", 1).replace(", which reads", ", which needs");
+                let text = text
+                    .replacen(" reads", " needs", 1)
+                    .replace(", which reads", ", which needs");
                 Err(CheckError::Cycle {
                     path: text,
                     span: self.equations[start].1,
@@ -726,10 +750,7 @@ impl Checker {
         out
     }
 
-    fn resolve_outputs(
-        &self,
-        cell: &CellDef,
-    ) -> Result<Vec<OutputRef>, CheckError> {
+    fn resolve_outputs(&self, cell: &CellDef) -> Result<Vec<OutputRef>, CheckError> {
         let mut out = Vec::new();
         for item in &cell.items {
             if let Item::Output(names) = item {
@@ -752,7 +773,9 @@ impl Checker {
                                     &n.name,
                                     self.names
                                         .iter()
-                                        .filter(|(_, (e, _))| matches!(e, Entity::State(_) | Entity::Value(..)))
+                                        .filter(|(_, (e, _))| {
+                                            matches!(e, Entity::State(_) | Entity::Value(..))
+                                        })
                                         .map(|(k, _)| k.as_str()),
                                 )
                                 .map(String::from),
@@ -778,7 +801,12 @@ impl Checker {
         Ok(out)
     }
 
-    fn lower_equation(&mut self, b: &mut Builder, e: usize, eq: &Equation) -> Result<(), CheckError> {
+    fn lower_equation(
+        &mut self,
+        b: &mut Builder,
+        e: usize,
+        eq: &Equation,
+    ) -> Result<(), CheckError> {
         let is_chunk = matches!(&eq.rhs.kind, ExprKind::Call { func, .. } if func.name == "chunk");
         if eq.destructuring || is_chunk {
             let (ExprKind::Call { args, .. }, true) = (&eq.rhs.kind, is_chunk) else {
@@ -797,10 +825,13 @@ impl Checker {
             }
             let n = eq.targets.len();
             let count = match args.as_slice() {
-                [_, Expr {
-                    kind: ExprKind::Number(k),
-                    ..
-                }] if *k >= 1.0 && k.fract() == 0.0 && *k < 1e6 => *k as usize,
+                [
+                    _,
+                    Expr {
+                        kind: ExprKind::Number(k),
+                        ..
+                    },
+                ] if *k >= 1.0 && k.fract() == 0.0 && *k < 1e6 => *k as usize,
                 _ => {
                     return Err(CheckError::Invalid {
                         message: "`chunk` takes a vector and a whole number of parts".into(),
@@ -811,7 +842,9 @@ impl Checker {
             };
             if count != n {
                 return Err(CheckError::Invalid {
-                    message: format!("`chunk(…, {count})` gives {count} parts but the left side names {n}"),
+                    message: format!(
+                        "`chunk(…, {count})` gives {count} parts but the left side names {n}"
+                    ),
                     span: eq.span,
                     label: "these must agree".into(),
                 });
@@ -827,10 +860,7 @@ impl Checker {
                 .divide(&zt.dims[0], n as i64, format!("{first}_len"))
             else {
                 return Err(CheckError::Shape {
-                    message: format!(
-                        "cannot split {} into {n} equal parts",
-                        self.show(&zt)
-                    ),
+                    message: format!("cannot split {} into {n} equal parts", self.show(&zt)),
                     span: eq.rhs.span,
                     label: format!("{} is not a multiple of {n}", self.show(&zt)),
                     labels: vec![],
@@ -857,7 +887,13 @@ impl Checker {
         Ok(())
     }
 
-    fn node(&mut self, b: &mut Builder, op: Op, args: &[NodeId], at: &Expr) -> Result<NodeId, CheckError> {
+    fn node(
+        &mut self,
+        b: &mut Builder,
+        op: Op,
+        args: &[NodeId],
+        at: &Expr,
+    ) -> Result<NodeId, CheckError> {
         let id = b
             .node_with(op, args, &mut self.unifier)
             .map_err(|e| self.shape_error_nodes(e, at, args, b))?;
@@ -884,7 +920,9 @@ impl Checker {
                         self.used_inputs.insert(i);
                         self.arg_nodes[&ArgKind::Input(i)]
                     }
-                    Entity::State(s) if lag > 0 => self.arg_nodes[&ArgKind::State { state: s, lag }],
+                    Entity::State(s) if lag > 0 => {
+                        self.arg_nodes[&ArgKind::State { state: s, lag }]
+                    }
                     Entity::State(s) => self.values[&self.state_eq[&s]],
                     Entity::Value(eq, part) => self.values[&(eq, part)],
                 };
@@ -1010,7 +1048,13 @@ impl Checker {
 
     /// A shape rule's complaint, in the language's words, with each operand's
     /// shape and where it comes from.
-    fn shape_error_nodes(&self, e: ShapeError, at: &Expr, args: &[NodeId], b: &Builder) -> CheckError {
+    fn shape_error_nodes(
+        &self,
+        e: ShapeError,
+        at: &Expr,
+        args: &[NodeId],
+        b: &Builder,
+    ) -> CheckError {
         let (span, verb) = match &at.kind {
             ExprKind::Binary { op, op_span, .. } => (*op_span, format!("`{}`", op_symbol(*op))),
             _ => (at.span, "this".to_string()),
@@ -1030,7 +1074,9 @@ impl Checker {
                     self.show(right)
                 ),
             },
-            ShapeError::Rank { expected, found, .. } => {
+            ShapeError::Rank {
+                expected, found, ..
+            } => {
                 format!("{verb} needs {expected}, but found {}", kind_of(found))
             }
             other => other.to_string(),
@@ -1379,8 +1425,16 @@ fn collect_state_reads(
 
 /// Which undeclared parameters are matrices: those used on the left of `·`
 /// (directly, or inside elementwise arithmetic there). All others are vectors.
-fn param_ranks(eqs: &[&Equation], names: &HashMap<String, (Entity, Span)>) -> HashMap<usize, usize> {
-    fn walk(e: &Expr, matrix: bool, names: &HashMap<String, (Entity, Span)>, out: &mut HashMap<usize, usize>) {
+fn param_ranks(
+    eqs: &[&Equation],
+    names: &HashMap<String, (Entity, Span)>,
+) -> HashMap<usize, usize> {
+    fn walk(
+        e: &Expr,
+        matrix: bool,
+        names: &HashMap<String, (Entity, Span)>,
+        out: &mut HashMap<usize, usize>,
+    ) {
         match &e.kind {
             ExprKind::Var { name, .. } => {
                 if let Some((Entity::Param(p), _)) = names.get(&name.name) {
@@ -1398,7 +1452,10 @@ fn param_ranks(eqs: &[&Equation], names: &HashMap<String, (Entity, Span)>) -> Ha
                 walk(rhs, matrix && *op != BinOp::MatMul, names, out);
             }
             ExprKind::Call { func, args } => {
-                let keeps_shape = !matches!(func.name.as_str(), "sum" | "mean" | "max" | "softmax" | "chunk");
+                let keeps_shape = !matches!(
+                    func.name.as_str(),
+                    "sum" | "mean" | "max" | "softmax" | "chunk"
+                );
                 for a in args {
                     walk(a, matrix && keeps_shape, names, out);
                 }

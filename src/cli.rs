@@ -15,7 +15,11 @@ use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
-#[command(name = "cellc", version, about = "A compiler and runtime for recurrent neural-network cells")]
+#[command(
+    name = "cellc",
+    version,
+    about = "A compiler and runtime for recurrent neural-network cells"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -250,7 +254,9 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
             .map(|d| d.eval(bindings).ok().map(|v| v.to_string()))
             .collect();
         match vals {
-            Some(v) if !dims.iter().all(|d| d.as_const().is_some()) => format!(" = [{}]", v.join(", ")),
+            Some(v) if !dims.iter().all(|d| d.as_const().is_some()) => {
+                format!(" = [{}]", v.join(", "))
+            }
             _ => String::new(),
         }
     };
@@ -272,24 +278,60 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(out, "  state  {}: {}{} = {init}{lag}", s.name, shape(&d), concrete(&d));
+        let _ = writeln!(
+            out,
+            "  state  {}: {}{} = {init}{lag}",
+            s.name,
+            shape(&d),
+            concrete(&d)
+        );
     }
     for p in &step.params {
         let how = if p.declared { "" } else { "  (inferred)" };
-        let _ = writeln!(out, "  param  {}: {}{}{how}", p.name, shape(&p.dims), concrete(&p.dims));
+        let _ = writeln!(
+            out,
+            "  param  {}: {}{}{how}",
+            p.name,
+            shape(&p.dims),
+            concrete(&p.dims)
+        );
     }
     for o in &step.outputs {
-        let _ = writeln!(out, "  output {}: {}{}", o.name, shape(&o.ty.dims), concrete(&o.ty.dims));
+        let _ = writeln!(
+            out,
+            "  output {}: {}{}",
+            o.name,
+            shape(&o.ty.dims),
+            concrete(&o.ty.dims)
+        );
     }
-    let named: Vec<String> = step.dims.iter().filter(|d| !d.free).map(|d| d.name.clone()).collect();
-    let _ = writeln!(out, "  dims   {}", if named.is_empty() { "(none)".into() } else { named.join(", ") });
+    let named: Vec<String> = step
+        .dims
+        .iter()
+        .filter(|d| !d.free)
+        .map(|d| d.name.clone())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  dims   {}",
+        if named.is_empty() {
+            "(none)".into()
+        } else {
+            named.join(", ")
+        }
+    );
     for d in step.dims.iter().filter(|d| d.free) {
         let _ = writeln!(out, "  free   {}: {}", d.name, d.origin);
     }
     out
 }
 
-fn cmd_graph(path: &Path, unroll: Option<usize>, grad: bool, format: Format) -> Result<(), Failure> {
+fn cmd_graph(
+    path: &Path,
+    unroll: Option<usize>,
+    grad: bool,
+    format: Format,
+) -> Result<(), Failure> {
     let step = load_cell(path)?;
     let show = |g: &crate::graph::Graph, title: &str| match format {
         Format::Text => print::text(g, title),
@@ -299,7 +341,13 @@ fn cmd_graph(path: &Path, unroll: Option<usize>, grad: bool, format: Format) -> 
         let out = match unroll {
             None => {
                 let adj = crate::autodiff::differentiate_step(&step)?;
-                let mut out = show(&adj.forward, &format!("forward step {} (saves {} residuals)", step.name, adj.n_residuals));
+                let mut out = show(
+                    &adj.forward,
+                    &format!(
+                        "forward step {} (saves {} residuals)",
+                        step.name, adj.n_residuals
+                    ),
+                );
                 if format == Format::Text {
                     out.push('\n');
                 }
@@ -316,7 +364,9 @@ fn cmd_graph(path: &Path, unroll: Option<usize>, grad: bool, format: Format) -> 
                 out
             }
             Some(t) if t == 0 || t > 1000 => {
-                return Err(Failure("error: --unroll with --grad takes 1 to 1000 steps".into()));
+                return Err(Failure(
+                    "error: --unroll with --grad takes 1 to 1000 steps".into(),
+                ));
             }
             Some(t) => {
                 let g = crate::unroll::unroll(&step, t)?;
@@ -336,7 +386,9 @@ fn cmd_graph(path: &Path, unroll: Option<usize>, grad: bool, format: Format) -> 
         None => (step.graph.clone(), format!("step {}", step.name)),
         Some(0) => return Err(Failure("error: --unroll needs at least one step".into())),
         Some(t) if t > 10_000 => {
-            return Err(Failure("error: --unroll is for looking at small graphs: at most 10000 steps".into()));
+            return Err(Failure(
+                "error: --unroll is for looking at small graphs: at most 10000 steps".into(),
+            ));
         }
         Some(t) => (
             crate::unroll::unroll(&step, t)?,
@@ -382,7 +434,11 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
 fn read_named<F: Real>(path: &Path, what: &str) -> Result<Named<F>, Failure> {
     let mut out = Vec::new();
     for (name, a) in npy::read_npz(path)? {
-        let arr = to_float::<F>(&format!("{what} `{name}` in `{}`", path.display()), a, false)?;
+        let arr = to_float::<F>(
+            &format!("{what} `{name}` in `{}`", path.display()),
+            a,
+            false,
+        )?;
         out.push((name, arr));
     }
     Ok(out)
@@ -409,7 +465,11 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     // Generated data needs every dimension bound up front. A free size that
     // only an unused parameter has (nothing fixes it) is set to 1.
     let mut gen_defs = defs.clone();
-    for dim in step.dims.iter().filter(|x| x.free && !defs.contains_key(&x.name)) {
+    for dim in step
+        .dims
+        .iter()
+        .filter(|x| x.free && !defs.contains_key(&x.name))
+    {
         let only_unused = step.params.iter().enumerate().all(|(p, sig)| {
             !sig.dims.iter().any(|x| x.symbols().any(|s| s == dim.name)) || !param_used(step, p)
         });
@@ -427,8 +487,16 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         if !missing.is_empty() {
             return Err(Failure(format!(
                 "error: to generate random {}, bind every dimension: missing {}",
-                if d.params.is_none() { "parameters" } else { "inputs" },
-                missing.iter().map(|m| format!("-D {m}=SIZE")).collect::<Vec<_>>().join(" ")
+                if d.params.is_none() {
+                    "parameters"
+                } else {
+                    "inputs"
+                },
+                missing
+                    .iter()
+                    .map(|m| format!("-D {m}=SIZE"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )));
         }
         Ok(gen_defs.clone())
@@ -455,7 +523,11 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                     "error: --input gives one array, but cell `{}` has {} inputs ({}): use --inputs XS.npz",
                     step.name,
                     step.inputs.len(),
-                    step.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    step.inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let a = npy::read_npy(p)?;
@@ -515,7 +587,9 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     warn_non_finite(&params, "parameter");
     warn_non_finite(&inputs, "input");
     warn_non_finite(&init, "initial state");
-    Ok(data::prepare(step, params, inputs, init, lengths, &defs, d.reverse)?)
+    Ok(data::prepare(
+        step, params, inputs, init, lengths, &defs, d.reverse,
+    )?)
 }
 
 /// Whether the step reads parameter `p`.
@@ -523,7 +597,12 @@ fn param_used(step: &StepGraph, p: usize) -> bool {
     let arg = step.param_arg(p);
     step.graph.node_ids().any(|n| {
         step.graph.node(n).op == crate::graph::op::Op::Arg(arg)
-            && step.graph.dag.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_some()
+            && step
+                .graph
+                .dag
+                .neighbors_directed(n, petgraph::Direction::Outgoing)
+                .next()
+                .is_some()
     })
 }
 
@@ -538,7 +617,10 @@ fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {
 /// Fails before any work when `-o` points into a directory that does not exist.
 fn check_output_dir(out: Option<&Path>) -> Result<(), Failure> {
     if let Some(p) = out {
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(Failure(format!(
                 "error: cannot write `{}`: directory `{}` does not exist",
@@ -560,7 +642,10 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
         arrays.push((sig.name.clone(), to_array_data(traj.outputs[o].clone())));
     }
     for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((format!("{}.last", sig.name), to_array_data(traj.last[s].clone().into_dyn())));
+        arrays.push((
+            format!("{}.last", sig.name),
+            to_array_data(traj.last[s].clone().into_dyn()),
+        ));
     }
     match out {
         Some(p) => {
@@ -598,7 +683,9 @@ fn cmd_grad<F: Real>(
             crate::runtime::data::cotangents(&step, &seq, named)?
         }
         None => {
-            eprintln!("note: no --cotangent: using ones for every output (the gradient of the sum of all outputs)");
+            eprintln!(
+                "note: no --cotangent: using ones for every output (the gradient of the sum of all outputs)"
+            );
             crate::runtime::data::ones_cotangents(&step, &seq)
         }
     };
@@ -609,10 +696,16 @@ fn cmd_grad<F: Real>(
         arrays.push((sig.name.clone(), to_array_data(g.params[p].clone())));
     }
     for (i, sig) in step.inputs.iter().enumerate() {
-        arrays.push((sig.name.clone(), to_array_data(g.inputs[i].clone().into_dyn())));
+        arrays.push((
+            sig.name.clone(),
+            to_array_data(g.inputs[i].clone().into_dyn()),
+        ));
     }
     for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((format!("{}.init", sig.name), to_array_data(g.init[s].clone().into_dyn())));
+        arrays.push((
+            format!("{}.init", sig.name),
+            to_array_data(g.init[s].clone().into_dyn()),
+        ));
     }
     match out {
         Some(p) => {
@@ -627,7 +720,11 @@ fn cmd_grad<F: Real>(
 fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData)]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let mut dims: Vec<String> = seq.bindings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut dims: Vec<String> = seq
+        .bindings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     dims.sort();
     let _ = writeln!(
         out,

@@ -62,7 +62,10 @@ impl Names {
     fn grad(&self, name: &str, time: Option<&str>) -> String {
         match self.style {
             Style::Text => format!("∂L/∂{}", self.var(name, time)),
-            Style::Latex => format!("\\frac{{\\partial L}}{{\\partial {}}}", self.var(name, time)),
+            Style::Latex => format!(
+                "\\frac{{\\partial L}}{{\\partial {}}}",
+                self.var(name, time)
+            ),
         }
     }
 }
@@ -185,7 +188,8 @@ impl Printer<'_> {
                 let p = prec(&node.op);
                 let l = self.wrap(ops[0], p);
                 let r = self.wrap(ops[1], p + 1);
-                let scalar = self.g.node(ops[0]).ty.rank() == 0 || self.g.node(ops[1]).ty.rank() == 0;
+                let scalar =
+                    self.g.node(ops[0]).ty.rank() == 0 || self.g.node(ops[1]).ty.rank() == 0;
                 match (b, latex) {
                     (Binary::Add, _) => format!("{l} + {r}"),
                     (Binary::Sub, _) => format!("{l} - {r}"),
@@ -201,7 +205,11 @@ impl Printer<'_> {
             }
             Op::MatVec => {
                 let (m, v) = (self.wrap(ops[0], 4), self.wrap(ops[1], 4));
-                if latex { format!("{m} {v}") } else { format!("{m} · {v}") }
+                if latex {
+                    format!("{m} {v}")
+                } else {
+                    format!("{m} · {v}")
+                }
             }
             Op::MatTVec => {
                 let (m, v) = (self.wrap(ops[0], 4), self.wrap(ops[1], 4));
@@ -238,10 +246,18 @@ impl Printer<'_> {
             }
             Op::Sum => f("sum", "\\operatorname{sum}", self.expr(ops[0])),
             Op::Max => f("max", "\\max", self.expr(ops[0])),
-            Op::ArgMaxMask => f("onehot_argmax", "\\operatorname{onehot}\\operatorname{argmax}", self.expr(ops[0])),
+            Op::ArgMaxMask => f(
+                "onehot_argmax",
+                "\\operatorname{onehot}\\operatorname{argmax}",
+                self.expr(ops[0]),
+            ),
             Op::Broadcast(_) => {
                 let a = self.wrap(ops[0], 5);
-                if latex { format!("{a}\\,\\mathbf{{1}}") } else { format!("{a}·1") }
+                if latex {
+                    format!("{a}\\,\\mathbf{{1}}")
+                } else {
+                    format!("{a}·1")
+                }
             }
             Op::BatchSum => {
                 let a = self.wrap(ops[0], 2);
@@ -268,7 +284,9 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
     let arg_name = |k: &ArgKind| match *k {
         ArgKind::Param(p) => names.var(&step.params[p].name, None),
         ArgKind::Input(i) => names.var(&step.inputs[i].name, Some("t")),
-        ArgKind::State { state, lag } => names.var(&step.states[state].name, Some(&format!("t-{lag}"))),
+        ArgKind::State { state, lag } => {
+            names.var(&step.states[state].name, Some(&format!("t-{lag}")))
+        }
     };
     let mut fwd_bound: HashMap<NodeId, String> = HashMap::new();
     for n in fwd.node_ids() {
@@ -368,15 +386,23 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
         let e = p.expr(r);
         match *kind {
             ArgKind::Param(pi) => params.push((names.grad(&step.params[pi].name, None), "+=", e)),
-            ArgKind::Input(ii) => updates.push((names.grad(&step.inputs[ii].name, Some("t")), "=", e)),
-            ArgKind::State { state, lag } => {
-                updates.push((names.delta(&step.states[state].name, &format!("t-{lag}")), "+=", e))
+            ArgKind::Input(ii) => {
+                updates.push((names.grad(&step.inputs[ii].name, Some("t")), "=", e))
             }
+            ArgKind::State { state, lag } => updates.push((
+                names.delta(&step.states[state].name, &format!("t-{lag}")),
+                "+=",
+                e,
+            )),
         }
     }
 
     let mut out = String::new();
-    let states: Vec<String> = step.states.iter().map(|s| names.delta(&s.name, "t")).collect();
+    let states: Vec<String> = step
+        .states
+        .iter()
+        .map(|s| names.delta(&s.name, "t"))
+        .collect();
     match style {
         Style::Text => {
             let _ = writeln!(out, "# BPTT for cell `{}`, as derived by cellc", step.name);
@@ -385,11 +411,22 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
                 "# {}: gradient of the loss L with respect to each state's value after step t,",
                 states.join(", ")
             );
-            let _ = writeln!(out, "#   summed over all its uses; before the last step it holds ∂L/∂NAME.last.");
+            let _ = writeln!(
+                out,
+                "#   summed over all its uses; before the last step it holds ∂L/∂NAME.last."
+            );
             for o in &step.outputs {
-                let _ = writeln!(out, "# {}: gradient of L with respect to output `{}` at step t.", names.bar(&o.name), o.name);
+                let _ = writeln!(
+                    out,
+                    "# {}: gradient of L with respect to output `{}` at step t.",
+                    names.bar(&o.name),
+                    o.name
+                );
             }
-            let _ = writeln!(out, "# Σ_b sums over the batch; ⊗ is the outer product; 1[a > 0] is relu's derivative.");
+            let _ = writeln!(
+                out,
+                "# Σ_b sums over the batch; ⊗ is the outer product; 1[a > 0] is relu's derivative."
+            );
             if !saved_lines.is_empty() {
                 let _ = writeln!(out, "saved by the forward pass:");
                 for l in &saved_lines {
@@ -405,7 +442,11 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
             }
         }
         Style::Latex => {
-            let _ = writeln!(out, "% BPTT for cell `{}`, as derived by cellc; t runs from T-1 down to 0.", step.name);
+            let _ = writeln!(
+                out,
+                "% BPTT for cell `{}`, as derived by cellc; t runs from T-1 down to 0.",
+                step.name
+            );
             let _ = writeln!(out, "\\begin{{aligned}}");
             let mut rows: Vec<String> = Vec::new();
             for l in &saved_lines {

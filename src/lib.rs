@@ -15,14 +15,14 @@
 //!   └─ cli       the `cellc` command
 //! ```
 
-pub mod diagnostic;
-pub mod syntax;
-pub mod runtime;
-pub mod graph;
-pub mod check;
-pub mod interp;
-pub mod unroll;
-pub mod cli;
 pub mod autodiff;
-pub mod opt;
+pub mod check;
+pub mod cli;
 pub mod derivation;
+pub mod diagnostic;
+pub mod graph;
+pub mod interp;
+pub mod opt;
+pub mod runtime;
+pub mod syntax;
+pub mod unroll;

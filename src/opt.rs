@@ -71,7 +71,8 @@ pub fn simplify(g: &Graph) -> Result<Graph, ShapeError> {
         .collect();
     let out = b.finish();
     // Every pass leaves a valid graph, or says so.
-    out.verify().map_err(|e| ShapeError::Other(format!("simplify broke the graph: {e}")))?;
+    out.verify()
+        .map_err(|e| ShapeError::Other(format!("simplify broke the graph: {e}")))?;
     Ok(out)
 }
 
@@ -157,7 +158,10 @@ fn rewrite(
             Some(Rewrite::Build(Op::Const(v), vec![]))
         }
         Op::Binary(op) if const_of(b, args[0]).is_some() && const_of(b, args[1]).is_some() => {
-            let (x, y) = (const_of(b, args[0]).expect("c"), const_of(b, args[1]).expect("c"));
+            let (x, y) = (
+                const_of(b, args[0]).expect("c"),
+                const_of(b, args[1]).expect("c"),
+            );
             let v = match op {
                 Add => x + y,
                 Sub => x - y,
@@ -167,10 +171,16 @@ fn rewrite(
             Some(Rewrite::Build(Op::Const(v), vec![]))
         }
         // x + 0 = x, 0 + x = x
-        Op::Binary(Add) if is_zero(b, args[1]) && same_type(b, args[0]) => Some(Rewrite::Use(args[0])),
-        Op::Binary(Add) if is_zero(b, args[0]) && same_type(b, args[1]) => Some(Rewrite::Use(args[1])),
+        Op::Binary(Add) if is_zero(b, args[1]) && same_type(b, args[0]) => {
+            Some(Rewrite::Use(args[0]))
+        }
+        Op::Binary(Add) if is_zero(b, args[0]) && same_type(b, args[1]) => {
+            Some(Rewrite::Use(args[1]))
+        }
         // x - 0 = x;  0 - x = -x
-        Op::Binary(Sub) if is_zero(b, args[1]) && same_type(b, args[0]) => Some(Rewrite::Use(args[0])),
+        Op::Binary(Sub) if is_zero(b, args[1]) && same_type(b, args[0]) => {
+            Some(Rewrite::Use(args[0]))
+        }
         Op::Binary(Sub) if is_zero(b, args[0]) && same_type(b, args[1]) => {
             Some(Rewrite::Build(Op::Unary(Unary::Neg), vec![args[1]]))
         }
@@ -210,9 +220,7 @@ fn rewrite(
         }
         Op::Concat if args.iter().all(|a| is_zero(b, *a)) => zeros(ty),
         // A slice of the whole vector is the vector.
-        Op::Slice { start, len }
-            if *start == Dim::konst(0) && b.ty(args[0]).dims[0] == *len =>
-        {
+        Op::Slice { start, len } if *start == Dim::konst(0) && b.ty(args[0]).dims[0] == *len => {
             Some(Rewrite::Use(args[0]))
         }
         // A slice of a concatenation that is exactly one of its parts is that part.

@@ -64,7 +64,9 @@ pub fn unroll(step: &StepGraph, steps: usize) -> Result<Graph, ShapeError> {
                 }
             });
         }
-        let map = step.graph.inline_into(&mut b, &call_args, &format!("@{t}"))?;
+        let map = step
+            .graph
+            .inline_into(&mut b, &call_args, &format!("@{t}"))?;
         for (s, h) in history.iter_mut().enumerate() {
             h.push(map[step.graph.results[step.state_result(s)].node.index()]);
         }

@@ -15,16 +15,26 @@ fn adjoint_snapshots() {
         let step = check_source(&text).unwrap().step;
         let adj = differentiate_step(&step).unwrap();
         let ratio = adj.ratio(&step);
-        assert!(ratio <= 3.0, "{}: adjoint/step ratio {ratio:.2}", path.display());
+        assert!(
+            ratio <= 3.0,
+            "{}: adjoint/step ratio {ratio:.2}",
+            path.display()
+        );
         let mut out = format!(
             "adjoint step: {} ops, step: {} ops, ratio {ratio:.2}; {} residuals saved per step\n\n",
             op_count(&adj.backward),
             op_count(&step.graph),
             adj.n_residuals
         );
-        out.push_str(&print::text(&adj.forward, &format!("forward step {}", step.name)));
+        out.push_str(&print::text(
+            &adj.forward,
+            &format!("forward step {}", step.name),
+        ));
         out.push('\n');
-        out.push_str(&print::text(&adj.backward, &format!("adjoint step {}", step.name)));
+        out.push_str(&print::text(
+            &adj.backward,
+            &format!("adjoint step {}", step.name),
+        ));
         insta::assert_snapshot!("adjoint", out);
         insta::assert_snapshot!("bptt", bptt_equations(&step, &adj, Style::Text));
     });

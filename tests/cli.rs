@@ -628,7 +628,10 @@ fn assert_line(r: &Run, parts: &[&str]) {
 /// (with their initial value), parameters with their (inferred) shapes and
 /// outputs.
 /// A model's file and its signature rows (kind, name, shape).
-type Signature = (&'static str, Vec<(&'static str, &'static str, &'static str)>);
+type Signature = (
+    &'static str,
+    Vec<(&'static str, &'static str, &'static str)>,
+);
 
 fn signatures() -> Vec<Signature> {
     let lstm_like = |gates: &[&'static str],

@@ -69,7 +69,11 @@ fn write_files(dir: &Path, name: &str, with_last: bool) -> Files {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let shape: Vec<usize> = p.dims.iter().map(|d| d.eval(&b).unwrap() as usize).collect();
+            let shape: Vec<usize> = p
+                .dims
+                .iter()
+                .map(|d| d.eval(&b).unwrap() as usize)
+                .collect();
             (p.name.clone(), det(&shape, i + 1))
         })
         .collect();
@@ -85,7 +89,9 @@ fn write_files(dir: &Path, name: &str, with_last: bool) -> Files {
         }
     }
     let to_data = |v: &[(String, ArrayD<f64>)]| -> Vec<(String, ArrayData)> {
-        v.iter().map(|(n, a)| (n.clone(), ArrayData::F64(a.clone()))).collect()
+        v.iter()
+            .map(|(n, a)| (n.clone(), ArrayData::F64(a.clone())))
+            .collect()
     };
     write_npz(&dir.join("p.npz"), &to_data(&params)).unwrap();
     write_npy(&dir.join("x.npy"), &ArrayData::F64(x.clone())).unwrap();
@@ -93,7 +99,12 @@ fn write_files(dir: &Path, name: &str, with_last: bool) -> Files {
     Files { params, x, dy }
 }
 
-fn library_grads(name: &str, f: &Files, lengths: Option<Vec<i64>>, reverse: bool) -> cellc::runtime::backward::Gradients<f64> {
+fn library_grads(
+    name: &str,
+    f: &Files,
+    lengths: Option<Vec<i64>>,
+    reverse: bool,
+) -> cellc::runtime::backward::Gradients<f64> {
     let step = check_source(&std::fs::read_to_string(model(name)).unwrap())
         .unwrap()
         .step;
@@ -119,12 +130,31 @@ fn grad_writes_every_parameter_input_and_initial_state_gradient() {
     let f = write_files(&dir.0, "lstm", true);
     let out = cellc(
         &dir.0,
-        &["grad", &model("lstm"), "--params", "p.npz", "--input", "x.npy", "--cotangent", "dy.npz", "--dtype", "f64", "-o", "g.npz"],
+        &[
+            "grad",
+            &model("lstm"),
+            "--params",
+            "p.npz",
+            "--input",
+            "x.npy",
+            "--cotangent",
+            "dy.npz",
+            "--dtype",
+            "f64",
+            "-o",
+            "g.npz",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let g = read_npz(&dir.0.join("g.npz")).unwrap();
     let names: Vec<&str> = g.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["W_f", "W_i", "W_C", "W_o", "b_f", "b_i", "b_C", "b_o", "x", "h.init", "C.init"] {
+    for want in [
+        "W_f", "W_i", "W_C", "W_o", "b_f", "b_i", "b_C", "b_o", "x", "h.init", "C.init",
+    ] {
         assert!(names.contains(&want), "G.npz lacks {want}: {names:?}");
     }
     let lib = library_grads("lstm", &f, None, false);
@@ -132,7 +162,10 @@ fn grad_writes_every_parameter_input_and_initial_state_gradient() {
         let got = f64s(&g.iter().find(|(n, _)| n == name).unwrap().1.data);
         assert_eq!(got.shape(), lib.params[i].shape());
         for (a, b) in got.iter().zip(lib.params[i].iter()) {
-            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{name}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "{name}: {a} vs {b}"
+            );
         }
     }
     let gx = f64s(&g.iter().find(|(n, _)| n == "x").unwrap().1.data);
@@ -140,7 +173,21 @@ fn grad_writes_every_parameter_input_and_initial_state_gradient() {
     let gh = f64s(&g.iter().find(|(n, _)| n == "h.init").unwrap().1.data);
     assert_eq!(gh.shape(), &[3, 4]);
     // float32 by default.
-    let out = cellc(&dir.0, &["grad", &model("lstm"), "--params", "p.npz", "--input", "x.npy", "--cotangent", "dy.npz", "-o", "g32.npz"]);
+    let out = cellc(
+        &dir.0,
+        &[
+            "grad",
+            &model("lstm"),
+            "--params",
+            "p.npz",
+            "--input",
+            "x.npy",
+            "--cotangent",
+            "dy.npz",
+            "-o",
+            "g32.npz",
+        ],
+    );
     assert!(out.status.success());
     let g32 = read_npz(&dir.0.join("g32.npz")).unwrap();
     assert!(matches!(g32[0].1.data, ArrayData::F32(_)));
@@ -150,15 +197,36 @@ fn grad_writes_every_parameter_input_and_initial_state_gradient() {
 fn grad_with_lengths_and_reverse_matches_the_library() {
     let dir = scratch("hornn");
     let f = write_files(&dir.0, "higher_order_rnn", false);
-    write_npy(&dir.0.join("l.npy"), &ArrayData::Int(ndarray::arr1(&[4i64, 2, 0]).into_dyn())).unwrap();
+    write_npy(
+        &dir.0.join("l.npy"),
+        &ArrayData::Int(ndarray::arr1(&[4i64, 2, 0]).into_dyn()),
+    )
+    .unwrap();
     let out = cellc(
         &dir.0,
         &[
-            "grad", &model("higher_order_rnn"), "--params", "p.npz", "--input", "x.npy", "--cotangent", "dy.npz",
-            "--lengths", "l.npy", "--reverse", "--dtype", "f64", "-o", "g.npz",
+            "grad",
+            &model("higher_order_rnn"),
+            "--params",
+            "p.npz",
+            "--input",
+            "x.npy",
+            "--cotangent",
+            "dy.npz",
+            "--lengths",
+            "l.npy",
+            "--reverse",
+            "--dtype",
+            "f64",
+            "-o",
+            "g.npz",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let g = read_npz(&dir.0.join("g.npz")).unwrap();
     let lib = library_grads("higher_order_rnn", &f, Some(vec![4, 2, 0]), true);
     let gx = f64s(&g.iter().find(|(n, _)| n == "x").unwrap().1.data);
@@ -175,7 +243,20 @@ fn learned_initial_state_gradient_is_the_batch_sum_unless_supplied() {
     write_files(&dir.0, "learned_init_rnn", false);
     let cell = model("learned_init_rnn");
     let run = |extra: &[&str], out: &str| {
-        let mut args = vec!["grad", cell.as_str(), "--params", "p.npz", "--input", "x.npy", "--cotangent", "dy.npz", "--dtype", "f64", "-o", out];
+        let mut args = vec![
+            "grad",
+            cell.as_str(),
+            "--params",
+            "p.npz",
+            "--input",
+            "x.npy",
+            "--cotangent",
+            "dy.npz",
+            "--dtype",
+            "f64",
+            "-o",
+            out,
+        ];
         args.extend_from_slice(extra);
         let o = cellc(&dir.0, &args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -188,7 +269,11 @@ fn learned_initial_state_gradient_is_the_batch_sum_unless_supplied() {
     for (a, b) in h0.iter().zip(sum.iter()) {
         assert!((a - b).abs() < 1e-12);
     }
-    write_npz(&dir.0.join("s.npz"), &[("h".into(), ArrayData::F64(det(&[3, 4], 5)))]).unwrap();
+    write_npz(
+        &dir.0.join("s.npz"),
+        &[("h".into(), ArrayData::F64(det(&[3, 4], 5)))],
+    )
+    .unwrap();
     let g = run(&["--init", "s.npz"], "g2.npz");
     let h0 = f64s(&g.iter().find(|(n, _)| n == "h_0").unwrap().1.data);
     assert!(h0.iter().all(|v| *v == 0.0));
@@ -199,14 +284,44 @@ fn cotangent_errors_name_the_array_and_leave_no_file() {
     let dir = scratch("errors");
     write_files(&dir.0, "lstm", false);
     let cases: Vec<(&str, Vec<(String, ArrayData)>, &str)> = vec![
-        ("unknown", vec![("y".into(), ArrayData::F64(det(&[4, 3, 4], 1)))], "`y`"),
-        ("state", vec![("C".into(), ArrayData::F64(det(&[4, 3, 4], 1)))], "`C`"),
-        ("shape", vec![("h".into(), ArrayData::F64(det(&[4, 3, 5], 1)))], "`h`"),
-        ("last", vec![("h.last".into(), ArrayData::F64(det(&[3, 5], 1)))], "`h.last`"),
+        (
+            "unknown",
+            vec![("y".into(), ArrayData::F64(det(&[4, 3, 4], 1)))],
+            "`y`",
+        ),
+        (
+            "state",
+            vec![("C".into(), ArrayData::F64(det(&[4, 3, 4], 1)))],
+            "`C`",
+        ),
+        (
+            "shape",
+            vec![("h".into(), ArrayData::F64(det(&[4, 3, 5], 1)))],
+            "`h`",
+        ),
+        (
+            "last",
+            vec![("h.last".into(), ArrayData::F64(det(&[3, 5], 1)))],
+            "`h.last`",
+        ),
     ];
     for (what, arrays, needle) in cases {
         write_npz(&dir.0.join("bad.npz"), &arrays).unwrap();
-        let out = cellc(&dir.0, &["grad", &model("lstm"), "--params", "p.npz", "--input", "x.npy", "--cotangent", "bad.npz", "-o", "g.npz"]);
+        let out = cellc(
+            &dir.0,
+            &[
+                "grad",
+                &model("lstm"),
+                "--params",
+                "p.npz",
+                "--input",
+                "x.npy",
+                "--cotangent",
+                "bad.npz",
+                "-o",
+                "g.npz",
+            ],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
         assert!(err.contains(needle), "{what}: {err}");
@@ -215,9 +330,31 @@ fn cotangent_errors_name_the_array_and_leave_no_file() {
     }
     // An output left out has a zero cotangent: an empty-ish file with only
     // `C.last` is fine.
-    write_npz(&dir.0.join("c.npz"), &[("C.last".into(), ArrayData::F64(det(&[3, 4], 2)))]).unwrap();
-    let out = cellc(&dir.0, &["grad", &model("lstm"), "--params", "p.npz", "--input", "x.npy", "--cotangent", "c.npz", "-o", "g.npz"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    write_npz(
+        &dir.0.join("c.npz"),
+        &[("C.last".into(), ArrayData::F64(det(&[3, 4], 2)))],
+    )
+    .unwrap();
+    let out = cellc(
+        &dir.0,
+        &[
+            "grad",
+            &model("lstm"),
+            "--params",
+            "p.npz",
+            "--input",
+            "x.npy",
+            "--cotangent",
+            "c.npz",
+            "-o",
+            "g.npz",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -228,14 +365,23 @@ fn gradient_graph_and_derivation_print() {
     assert!(out.status.success());
     assert!(text.contains("forward step gru") && text.contains("adjoint step gru"));
     assert!(text.contains("result dW_z"));
-    let out = cellc(&dir.0, &["graph", "--grad", "--format", "dot", &model("gru")]);
+    let out = cellc(
+        &dir.0,
+        &["graph", "--grad", "--format", "dot", &model("gru")],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("digraph"));
-    let out = cellc(&dir.0, &["graph", "--grad", "--unroll", "2", &model("irnn")]);
+    let out = cellc(
+        &dir.0,
+        &["graph", "--grad", "--unroll", "2", &model("irnn")],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("result dh[-1]"));
     let out = cellc(&dir.0, &["bptt", &model("elman")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("δh_{t-1} += Wᵀ ·"), "{text}");
     let out = cellc(&dir.0, &["bptt", "--format", "latex", &model("lstm")]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\\begin{aligned}") && text.contains("\\delta C_{t-1}"), "{text}");
+    assert!(
+        text.contains("\\begin{aligned}") && text.contains("\\delta C_{t-1}"),
+        "{text}"
+    );
 }

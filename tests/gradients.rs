@@ -46,7 +46,14 @@ struct Problem {
     cot: Cotangents<f64>,
 }
 
-fn problem(step: &StepGraph, t: usize, lengths: Option<Vec<i64>>, reverse: bool, give_init: bool, seed: u64) -> Problem {
+fn problem(
+    step: &StepGraph,
+    t: usize,
+    lengths: Option<Vec<i64>>,
+    reverse: bool,
+    give_init: bool,
+    seed: u64,
+) -> Problem {
     let b = bindings(step);
     let batch = 3;
     let mut rng = Rng(seed);
@@ -61,7 +68,12 @@ fn problem(step: &StepGraph, t: usize, lengths: Option<Vec<i64>>, reverse: bool,
     let inputs = step
         .inputs
         .iter()
-        .map(|i| (i.name.clone(), rng.array(&[t, batch, size(&i.size, &b)], 1.0)))
+        .map(|i| {
+            (
+                i.name.clone(),
+                rng.array(&[t, batch, size(&i.size, &b)], 1.0),
+            )
+        })
         .collect();
     let init = if give_init {
         step.states
@@ -162,7 +174,11 @@ fn check_fd(path: &str, step: &StepGraph, p: &mut Problem, g: &Gradients<f64>) {
                 p.seq.init[k].as_mut().unwrap().as_slice_mut().unwrap()[i] = orig;
                 let fd = (up - down) / (2.0 * eps);
                 let an = grad.as_slice().unwrap()[i];
-                assert!(close(fd, an, 1e-6, 1e-2), "{path}: d{}.init [{i}]: fd {fd}, BPTT {an}", step.states[k].name);
+                assert!(
+                    close(fd, an, 1e-6, 1e-2),
+                    "{path}: d{}.init [{i}]: fd {fd}, BPTT {an}",
+                    step.states[k].name
+                );
                 checked += 1;
             }
         }
@@ -206,7 +222,9 @@ fn learned_initial_state_collects_the_batch_gradient() {
     let adj = differentiate_step(&step).unwrap();
     let mut p = problem(&step, 4, Some(vec![4, 1, 3]), false, false, 11);
     let g = backward(&step, &adj, &p.seq, &p.cot).unwrap();
-    let Init::Param(h0) = step.states[0].init else { panic!("learned") };
+    let Init::Param(h0) = step.states[0].init else {
+        panic!("learned")
+    };
     assert_eq!(g.params[h0], g.init[0].sum_axis(Axis(0)).into_dyn());
     check_fd(path, &step, &mut p, &g);
     // A supplied initial state takes the learned one's place: its gradient is zero.
@@ -270,7 +288,11 @@ fn bptt_loop_equals_reverse_mode_on_the_unrolled_graph() {
         for s in 0..t {
             for (i, sig) in step.inputs.iter().enumerate() {
                 let u = &res[np + s * step.inputs.len() + i];
-                same(u, &g.inputs[i].index_axis(Axis(0), s).to_owned().into_dyn(), &sig.name);
+                same(
+                    u,
+                    &g.inputs[i].index_axis(Axis(0), s).to_owned().into_dyn(),
+                    &sig.name,
+                );
             }
         }
         for (k, sig) in step.states.iter().enumerate() {
@@ -286,6 +308,10 @@ fn adjoint_step_stays_within_three_times_the_step() {
     for path in models() {
         let step = load(&path);
         let adj = differentiate_step(&step).unwrap();
-        assert!(adj.ratio(&step) <= 3.0, "{path}: ratio {}", adj.ratio(&step));
+        assert!(
+            adj.ratio(&step) <= 3.0,
+            "{path}: ratio {}",
+            adj.ratio(&step)
+        );
     }
 }

@@ -69,9 +69,15 @@ fn run(rho: f64, input_scale: f64) -> Run {
         input_scale * (((i[0] * 7 + i[2] * 3) % 11) as f64 / 5.0 - 1.0)
     });
     let params = vec![
-        ("U".to_string(), ArrayD::from_shape_fn(IxDyn(&[H, X]), |i| 0.5 - 0.2 * (i[0] + i[1]) as f64)),
+        (
+            "U".to_string(),
+            ArrayD::from_shape_fn(IxDyn(&[H, X]), |i| 0.5 - 0.2 * (i[0] + i[1]) as f64),
+        ),
         ("W".to_string(), w(rho).into_dyn()),
-        ("b".to_string(), ArrayD::from_shape_fn(IxDyn(&[H]), |i| input_scale * 0.01 * i[0] as f64)),
+        (
+            "b".to_string(),
+            ArrayD::from_shape_fn(IxDyn(&[H]), |i| input_scale * 0.01 * i[0] as f64),
+        ),
     ];
     let inputs = vec![
         ("x".to_string(), x),
@@ -94,7 +100,8 @@ fn run(rho: f64, input_scale: f64) -> Run {
         let g = backward(&step, &adj, &seq, &cot).unwrap();
         let de = &g.inputs[1];
         for (k, j) in jac.iter_mut().enumerate() {
-            j.row_mut(i).assign(&de.slice(ndarray::s![T - 1 - k, 0, ..]));
+            j.row_mut(i)
+                .assign(&de.slice(ndarray::s![T - 1 - k, 0, ..]));
         }
     }
     Run { a, jac }
@@ -128,8 +135,14 @@ fn one_step_factor_is_w_times_diag_of_f_prime() {
 
 #[test]
 fn gradient_through_k_steps_vanishes_or_explodes_with_the_spectrum_of_w() {
-    println!("‖∂a_t/∂a_(t-k)‖_F through k steps (t = {}, H = {H}; W = ρ·Q, Q orthogonal)", T - 1);
-    println!("{:>3} {:>12} {:>12} {:>12}", "k", "ρ = 0.5", "ρ = 1.0", "ρ = 1.5");
+    println!(
+        "‖∂a_t/∂a_(t-k)‖_F through k steps (t = {}, H = {H}; W = ρ·Q, Q orthogonal)",
+        T - 1
+    );
+    println!(
+        "{:>3} {:>12} {:>12} {:>12}",
+        "k", "ρ = 0.5", "ρ = 1.0", "ρ = 1.5"
+    );
     let runs: Vec<Run> = [0.5, 1.0, 1.5].iter().map(|&rho| run(rho, 0.001)).collect();
     for k in 1..T {
         println!(
@@ -153,7 +166,16 @@ fn gradient_through_k_steps_vanishes_or_explodes_with_the_spectrum_of_w() {
     }
     let ratio = |r: &Run| frobenius(&r.jac[10]) / frobenius(&r.jac[1]);
     // In the nearly linear regime (small inputs, tanh' ≈ 1) the norm scales as ρ^k.
-    assert!(ratio(&runs[0]) < 0.5f64.powi(9) * 1.01, "ρ = 0.5 must vanish");
-    assert!((ratio(&runs[1]) - 1.0).abs() < 0.05, "ρ = 1 must keep the norm (within tanh' < 1)");
-    assert!(ratio(&runs[2]) > 1.5f64.powi(9) * 0.9, "ρ = 1.5 must explode");
+    assert!(
+        ratio(&runs[0]) < 0.5f64.powi(9) * 1.01,
+        "ρ = 0.5 must vanish"
+    );
+    assert!(
+        (ratio(&runs[1]) - 1.0).abs() < 0.05,
+        "ρ = 1 must keep the norm (within tanh' < 1)"
+    );
+    assert!(
+        ratio(&runs[2]) > 1.5f64.powi(9) * 0.9,
+        "ρ = 1.5 must explode"
+    );
 }

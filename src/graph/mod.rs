@@ -125,13 +125,19 @@ impl Graph {
             let mut positions: Vec<u32> = Vec::new();
             for e in self.dag.edges_directed(n, Direction::Incoming) {
                 if e.source().index() >= n.index() {
-                    return Err(err(n, format!("operand %{} is not before it", e.source().index())));
+                    return Err(err(
+                        n,
+                        format!("operand %{} is not before it", e.source().index()),
+                    ));
                 }
                 positions.push(*e.weight());
             }
             positions.sort();
             if positions.iter().enumerate().any(|(i, &p)| p as usize != i) {
-                return Err(err(n, format!("operand positions {positions:?} are not 0..n")));
+                return Err(err(
+                    n,
+                    format!("operand positions {positions:?} are not 0..n"),
+                ));
             }
             let ty = match &node.op {
                 Op::Arg(i) => match self.args.get(*i) {
@@ -147,7 +153,10 @@ impl Graph {
                 }
             };
             if ty != node.ty {
-                return Err(err(n, format!("has type {} but its op gives {}", node.ty, ty)));
+                return Err(err(
+                    n,
+                    format!("has type {} but its op gives {}", node.ty, ty),
+                ));
             }
             if ty.dims.iter().any(|d| d.has_vars()) {
                 return Err(err(n, format!("type {ty} has an unresolved size")));

@@ -83,7 +83,10 @@ pub enum Op {
     /// Vectors end to end.
     Concat,
     /// `len` elements of a vector from `start`.
-    Slice { start: Dim, len: Dim },
+    Slice {
+        start: Dim,
+        len: Dim,
+    },
     /// Sum of all elements → scalar.
     Sum,
     /// Largest element → scalar.
@@ -433,11 +436,7 @@ impl Op {
                 for (b, r) in rows.iter().enumerate() {
                     let flat: Vec<F> = r.iter().copied().collect();
                     let idx = |res: &mut ArrayD<F>, v: F| {
-                        if t.batched {
-                            res[[b]] = v
-                        } else {
-                            res[[]] = v
-                        }
+                        if t.batched { res[[b]] = v } else { res[[]] = v }
                     };
                     match self {
                         Op::Sum => idx(&mut res, flat.iter().fold(F::zero(), |s, &x| s + x)),
@@ -720,17 +719,25 @@ fn matvec<F: Real>(
         let w = m.0.view().into_dimensionality::<Ix2>().expect("matrix");
         let w = if transpose { w.reversed_axes() } else { w };
         if v.1.batched {
-            let x = v.0.view().into_dimensionality::<Ix2>().expect("batch of vectors");
+            let x =
+                v.0.view()
+                    .into_dimensionality::<Ix2>()
+                    .expect("batch of vectors");
             return x.dot(&w.t()).into_dyn();
         }
-        let x = v.0.view().into_dimensionality::<ndarray::Ix1>().expect("vector");
+        let x =
+            v.0.view()
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("vector");
         return w.dot(&x).into_dyn();
     }
     let mut res = ArrayD::zeros(IxDyn(shape));
     for_batch(out, shape, &mut res, |b, mut dst| {
         let w = row(m, b).into_dimensionality::<Ix2>().expect("matrix");
         let w = if transpose { w.reversed_axes() } else { w };
-        let x = row(v, b).into_dimensionality::<ndarray::Ix1>().expect("vector");
+        let x = row(v, b)
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("vector");
         dst.assign(&w.dot(&x));
     });
     res

@@ -45,10 +45,18 @@ fn describe(g: &Graph, n: NodeId) -> String {
 pub fn dot(g: &Graph, title: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", escape(title));
-    let _ = writeln!(out, "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];");
+    let _ = writeln!(
+        out,
+        "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];"
+    );
     for n in g.node_ids() {
         let node = g.node(n);
-        let mut label = format!("%{}: {}\\n{}", n.index(), escape(&describe_op(g, n)), node.ty);
+        let mut label = format!(
+            "%{}: {}\\n{}",
+            n.index(),
+            escape(&describe_op(g, n)),
+            node.ty
+        );
         if let Some(l) = &node.label {
             label.push_str(&format!("\\n{}", escape(l)));
         }

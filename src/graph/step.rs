@@ -60,7 +60,10 @@ pub enum ArgKind {
     Param(usize),
     Input(usize),
     /// `state` read `lag` steps back (`lag >= 1`).
-    State { state: usize, lag: u32 },
+    State {
+        state: usize,
+        lag: u32,
+    },
 }
 
 #[derive(Clone, Debug)]

@@ -9,7 +9,9 @@
 //! them, adds nothing to any gradient.
 
 use super::data::Sequences;
-use super::forward::{Trajectory, forward_with, history_depth, initial_history, position, step_args};
+use super::forward::{
+    Trajectory, forward_with, history_depth, initial_history, position, step_args,
+};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
@@ -80,8 +82,16 @@ pub fn backward_from<F: Real>(
         }
     }
     // With T = 0 the final value is the initial one.
-    let mut params: Vec<ArrayD<F>> = seq.params.iter().map(|p| ArrayD::zeros(p.raw_dim())).collect();
-    let mut inputs: Vec<Array3<F>> = seq.inputs.iter().map(|x| Array3::zeros(x.raw_dim())).collect();
+    let mut params: Vec<ArrayD<F>> = seq
+        .params
+        .iter()
+        .map(|p| ArrayD::zeros(p.raw_dim()))
+        .collect();
+    let mut inputs: Vec<Array3<F>> = seq
+        .inputs
+        .iter()
+        .map(|x| Array3::zeros(x.raw_dim()))
+        .collect();
     for it in (0..t_len).rev() {
         let valid: Vec<bool> = (0..batch).map(|b| position(seq, b, it).is_some()).collect();
         let mut args = step_args(step, seq, &traj.history, it);
@@ -93,7 +103,12 @@ pub fn backward_from<F: Real>(
         }
         for (o, sig) in step.outputs.iter().enumerate() {
             let mut shape = vec![batch];
-            shape.extend(sig.ty.dims.iter().map(|d| super::data::size(d, &seq.bindings)));
+            shape.extend(
+                sig.ty
+                    .dims
+                    .iter()
+                    .map(|d| super::data::size(d, &seq.bindings)),
+            );
             let mut c = ArrayD::zeros(IxDyn(&shape));
             if let Some(all) = &cot.outputs[o] {
                 for b in 0..batch {

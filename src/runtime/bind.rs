@@ -26,7 +26,9 @@ pub enum BindError {
         expected: i64,
         bound: String,
     },
-    #[error("{source_} has length {actual}, which {expr} cannot equal with whole non-negative sizes")]
+    #[error(
+        "{source_} has length {actual}, which {expr} cannot equal with whole non-negative sizes"
+    )]
     Unsolvable {
         source_: String,
         expr: String,

@@ -18,7 +18,9 @@ pub enum DataError {
         cell: String,
         known: String,
     },
-    #[error("input `{name}` is missing: expected an array of shape [T, B, {size}] (or [T, {size}])")]
+    #[error(
+        "input `{name}` is missing: expected an array of shape [T, B, {size}] (or [T, {size}])"
+    )]
     MissingInput { name: String, size: String },
     #[error("`{name}` is not an input of cell `{cell}` (its inputs: {known})")]
     ExtraInput {
@@ -39,7 +41,9 @@ pub enum DataError {
         found: Vec<usize>,
         expected: String,
     },
-    #[error("input `{name}` has {found} steps and batch {found_batch}, but `{first}` has {steps} and {batch}")]
+    #[error(
+        "input `{name}` has {found} steps and batch {found_batch}, but `{first}` has {steps} and {batch}"
+    )]
     InputsDisagree {
         name: String,
         found: usize,
@@ -48,7 +52,9 @@ pub enum DataError {
         steps: usize,
         batch: usize,
     },
-    #[error("`{name}` in the cotangent file is no output and no final state `NAME.last` (expected: {known})")]
+    #[error(
+        "`{name}` in the cotangent file is no output and no final state `NAME.last` (expected: {known})"
+    )]
     ExtraCotangent { name: String, known: String },
     #[error("--lengths: {0}")]
     Lengths(String),
@@ -125,7 +131,11 @@ pub fn prepare<F: Real>(
             param_constraints.push(Constraint {
                 expr: d.clone(),
                 actual: a.shape()[axis],
-                source: format!("parameter `{name}` {:?}, axis {axis} of {}", a.shape(), shape_string(dims)),
+                source: format!(
+                    "parameter `{name}` {:?}, axis {axis} of {}",
+                    a.shape(),
+                    shape_string(dims)
+                ),
             });
         }
         by_param[p] = Some(a);
@@ -284,13 +294,22 @@ pub fn cotangents<F: Real>(
     for (name, a) in named {
         if let Some(o) = step.outputs.iter().position(|o| o.name == name) {
             let mut shape = vec![seq.steps, seq.batch];
-            shape.extend(step.outputs[o].ty.dims.iter().map(|d| size(d, &seq.bindings)));
+            shape.extend(
+                step.outputs[o]
+                    .ty
+                    .dims
+                    .iter()
+                    .map(|d| size(d, &seq.bindings)),
+            );
             if a.shape() != shape.as_slice() {
                 return Err(DataError::Rank {
                     what: "cotangent of output",
                     name,
                     found: a.shape().to_vec(),
-                    expected: format!("{shape:?} ([T, B, {}])", shape_string(&step.outputs[o].ty.dims).trim_matches(['[', ']'])),
+                    expected: format!(
+                        "{shape:?} ([T, B, {}])",
+                        shape_string(&step.outputs[o].ty.dims).trim_matches(['[', ']'])
+                    ),
                 });
             }
             outputs[o] = Some(a);
@@ -322,7 +341,10 @@ pub fn cotangents<F: Real>(
 
 /// Ones for every output and no cotangent for final states: the gradient of
 /// the sum of all outputs.
-pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> super::backward::Cotangents<F> {
+pub fn ones_cotangents<F: Real>(
+    step: &StepGraph,
+    seq: &Sequences<F>,
+) -> super::backward::Cotangents<F> {
     let outputs = step
         .outputs
         .iter()

@@ -51,8 +51,13 @@ pub fn initial_states<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Vec<Arra
             match (&seq.init[s], sig.init) {
                 (Some(a), _) => a.clone(),
                 (None, Init::Param(p)) => {
-                    let v = seq.params[p].view().into_shape_with_order(n).expect("a vector");
-                    v.broadcast((seq.batch, n)).expect("vector over batch").to_owned()
+                    let v = seq.params[p]
+                        .view()
+                        .into_shape_with_order(n)
+                        .expect("a vector");
+                    v.broadcast((seq.batch, n))
+                        .expect("vector over batch")
+                        .to_owned()
                 }
                 (None, Init::Zero) => Array2::zeros((seq.batch, n)),
             }
@@ -111,7 +116,9 @@ pub fn step_args<F: Real>(
         .map(|kind| match *kind {
             ArgKind::Param(p) => seq.params[p].clone(),
             ArgKind::Input(i) => gather_input(seq, i, it),
-            ArgKind::State { state, lag } => history[state][k + it - lag as usize].clone().into_dyn(),
+            ArgKind::State { state, lag } => {
+                history[state][k + it - lag as usize].clone().into_dyn()
+            }
         })
         .collect()
 }

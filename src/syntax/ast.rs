@@ -135,14 +135,25 @@ pub struct Expr {
 pub enum ExprKind {
     Number(f64),
     /// A name, with its time subscript if it had one (`h_{t-1}`, `x_t`, `h[t-1]`).
-    Var { name: Ident, time: Option<TimeIndex> },
+    Var {
+        name: Ident,
+        time: Option<TimeIndex>,
+    },
     Neg(Box<Expr>),
-    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinOp,
+        op_span: Span,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `f(a, ...)`. The function name is canonical when it is a known spelling
     /// (`σ`, `\sigma` → `sigmoid`; `ReLU` → `relu`; `\tanh` → `tanh`; `\exp`,
     /// `\log`, `\sqrt{}` → `exp`, `log`, `sqrt`), and as written otherwise, so that
     /// the checker can report an unknown function by its own name.
-    Call { func: Ident, args: Vec<Expr> },
+    Call {
+        func: Ident,
+        args: Vec<Expr>,
+    },
     /// `[a; b; c]`
     Concat(Vec<Expr>),
 }
