@@ -647,14 +647,7 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
             to_array_data(traj.last[s].clone().into_dyn()),
         ));
     }
-    match out {
-        Some(p) => {
-            npy::write_npz(p, &arrays)?;
-            eprintln!("wrote {} arrays to {}", arrays.len(), p.display());
-        }
-        None => print!("{}", summary(&step, &seq, &arrays)),
-    }
-    Ok(())
+    deliver(&step, &seq, &arrays, out)
 }
 
 fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
@@ -707,12 +700,22 @@ fn cmd_grad<F: Real>(
             to_array_data(g.init[s].clone().into_dyn()),
         ));
     }
+    deliver(&step, &seq, &arrays, out)
+}
+
+/// Writes the arrays to `out` (atomically), or prints a summary of them.
+fn deliver<F>(
+    step: &StepGraph,
+    seq: &Sequences<F>,
+    arrays: &[(String, ArrayData)],
+    out: Option<&Path>,
+) -> Result<(), Failure> {
     match out {
         Some(p) => {
-            npy::write_npz(p, &arrays)?;
-            eprintln!("wrote {} gradients to {}", arrays.len(), p.display());
+            npy::write_npz(p, arrays)?;
+            eprintln!("wrote {} arrays to {}", arrays.len(), p.display());
         }
-        None => print!("{}", summary(&step, &seq, &arrays)),
+        None => print!("{}", summary(step, seq, arrays)),
     }
     Ok(())
 }
