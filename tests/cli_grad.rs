@@ -283,7 +283,9 @@ fn learned_initial_state_gradient_is_the_batch_sum_unless_supplied() {
 fn cotangent_errors_name_the_array_and_leave_no_file() {
     let dir = scratch("errors");
     write_files(&dir.0, "lstm", false);
-    let cases: Vec<(&str, Vec<(String, ArrayData)>, &str)> = vec![
+    // (what is wrong, the cotangent file's arrays, what the message must name)
+    type Case = (&'static str, Vec<(String, ArrayData)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "unknown",
             vec![("y".into(), ArrayData::F64(det(&[4, 3, 4], 1)))],
