@@ -239,6 +239,8 @@ impl Entity {
 struct Unifier {
     subst: HashMap<u32, Dim>,
     origins: Vec<String>,
+    /// (unknown, the unknown a Euclid step replaced it with), in order.
+    euclid: Vec<(u32, u32)>,
 }
 
 impl Unifier {
@@ -249,6 +251,13 @@ impl Unifier {
     fn resolve(&self, d: &Dim) -> Dim {
         d.substitute(&mut |a| match a {
             Atom::Var(v) => self.subst.get(v).map(|e| self.resolve(e)),
+            Atom::Sym(_) => None,
+        })
+    }
+    /// `d` resolved, with remaining unknowns shown by their origin names.
+    fn named(&self, d: &Dim) -> Dim {
+        self.resolve(d).substitute(&mut |a| match a {
+            Atom::Var(v) => Some(Dim::sym(self.origins[*v as usize].clone())),
             Atom::Sym(_) => None,
         })
     }
@@ -270,38 +279,66 @@ impl Unifier {
 }
 
 impl DimEq for Unifier {
+    /// Makes `a = b` hold by solving for unknowns, in whole numbers.
     fn equate(&mut self, a: &Dim, b: &Dim) -> bool {
-        let d = self.resolve(a).sub(&self.resolve(b));
-        let vars: Vec<(u32, i64)> = d
-            .terms
-            .iter()
-            .filter_map(|(a, c)| match a {
-                Atom::Var(v) => Some((*v, *c)),
-                Atom::Sym(_) => None,
-            })
-            .collect();
-        if vars.is_empty() {
-            return d == Dim::konst(0);
-        }
-        // Solve for the newest unknown with a unit coefficient, so that older
-        // unknowns (and their names) survive; else for one that divides evenly.
-        let pick = vars.iter().rev().find(|(_, c)| c.abs() == 1).or_else(|| {
-            vars.iter().rev().find(|(v, c)| {
-                let mut rest = d.clone();
-                rest.terms.remove(&Atom::Var(*v));
-                rest.div_exact(*c).is_some()
-            })
-        });
-        let Some(&(v, c)) = pick else { return false };
-        let mut rest = d.clone();
-        rest.terms.remove(&Atom::Var(v));
-        // c·v + rest = 0  ⇒  v = -rest / c
-        match rest.scale(-1).div_exact(c) {
-            Some(val) => {
-                self.subst.insert(v, val);
-                true
+        let mut d = self.resolve(a).sub(&self.resolve(b));
+        loop {
+            let vars: Vec<(u32, i64)> = d
+                .terms
+                .iter()
+                .filter_map(|(a, c)| match a {
+                    Atom::Var(v) => Some((*v, *c)),
+                    Atom::Sym(_) => None,
+                })
+                .collect();
+            if vars.is_empty() {
+                return d == Dim::konst(0);
             }
-            None => false,
+            // Solve for the newest unknown with a unit coefficient, so that
+            // older unknowns (and their names) survive; else for one that
+            // divides the rest evenly.
+            let exact = vars.iter().rev().find(|(_, c)| c.abs() == 1).or_else(|| {
+                vars.iter().rev().find(|(v, c)| {
+                    let mut rest = d.clone();
+                    rest.terms.remove(&Atom::Var(*v));
+                    rest.div_exact(*c).is_some()
+                })
+            });
+            if let Some(&(v, c)) = exact {
+                let mut rest = d.clone();
+                rest.terms.remove(&Atom::Var(v));
+                // c·v + rest = 0  ⇒  v = -rest / c
+                let val = rest.scale(-1).div_exact(c).expect("divisible by choice");
+                self.subst.insert(v, val);
+                return true;
+            }
+            if vars.len() == 1 {
+                // c·v = -rest with rest not a multiple of c: no whole solution.
+                return false;
+            }
+            // A step of Euclid's algorithm (as for any linear equation in
+            // whole numbers): with c the smallest coefficient, write
+            // v = w - Σ ⌊cᵢ/c⌋·aᵢ for a new unknown w; the equation becomes
+            // c·w + Σ (cᵢ mod c)·aᵢ = 0, whose coefficients are smaller.
+            let &(v, c) = vars
+                .iter()
+                .rev()
+                .min_by_key(|(_, c)| c.abs())
+                .expect("two or more unknowns");
+            let w = self.fresh(self.origins[v as usize].clone());
+            if let Atom::Var(wi) = w.terms.keys().next().expect("a fresh unknown") {
+                self.euclid.push((v, *wi));
+            }
+            let mut quotient = Dim::konst(d.konst.div_euclid(c));
+            for (atom, ci) in &d.terms {
+                if *atom != Atom::Var(v) {
+                    let mut t = Dim::konst(0);
+                    t.terms.insert(atom.clone(), ci.div_euclid(c));
+                    quotient = quotient.add(&t);
+                }
+            }
+            self.subst.insert(v, w.sub(&quotient));
+            d = self.resolve(&d);
         }
     }
 }
@@ -453,8 +490,13 @@ impl Checker {
                 .all(|(x, y)| self.unifier.equate(x, y))
     }
 
+    /// A type for a message: unknowns are shown by the name they would get
+    /// as free sizes (`W_rows`), never as internal numbers.
     fn show(&self, t: &Type) -> String {
-        self.unifier.resolve_type(t).shape_string()
+        self.unifier
+            .resolve_type(t)
+            .map_dims(&mut |d| self.unifier.named(d))
+            .shape_string()
     }
 
     fn declare_name(&mut self, name: &str, e: Entity, span: Span) -> Result<(), CheckError> {
@@ -1065,8 +1107,8 @@ impl Checker {
                     op: BinOp::MatMul, ..
                 } => format!(
                     "matrix · vector: the matrix has {} columns but the vector has {} rows",
-                    self.unifier.resolve(&left.dims[1]),
-                    self.unifier.resolve(&right.dims[0])
+                    self.unifier.named(&left.dims[1]),
+                    self.unifier.named(&right.dims[0])
                 ),
                 _ => format!(
                     "shape mismatch: {verb} cannot combine {} and {}",
@@ -1174,6 +1216,18 @@ impl Checker {
         reads: &BTreeSet<(usize, u32)>,
     ) -> Result<StepGraph, CheckError> {
         let mut graph = b.finish();
+        // An unknown brought in by a step of Euclid's algorithm may stand in
+        // the unknown it replaced with a minus sign (`-3*w-2*K`); then its
+        // negation is used instead, so that the size grows with it and the
+        // values that fit an array are positive.
+        for (v, w) in self.unifier.euclid.clone() {
+            let replaced = self.unifier.resolve(&Dim::var(v));
+            let sign = replaced.terms.get(&Atom::Var(w)).copied().unwrap_or(0);
+            if sign < 0 && !self.unifier.subst.contains_key(&w) {
+                let flipped = self.unifier.fresh(self.unifier.origins[w as usize].clone());
+                self.unifier.subst.insert(w, flipped.scale(-1));
+            }
+        }
         // Name the sizes no use fixed, in order of appearance.
         let mut used_syms: BTreeSet<String> = BTreeSet::new();
         let mut declared: Vec<String> = Vec::new();
