@@ -2,109 +2,16 @@
 //! backwards over saved residuals), reverse mode on the unrolled graph, and
 //! central finite differences in f64.
 
+mod common;
+
 use cellc::autodiff::{adjoint, differentiate_step};
-use cellc::check::check_source;
-use cellc::graph::dim::{Bindings, Type};
+use cellc::graph::dim::Type;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
-use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, prepare, size};
+use cellc::runtime::backward::{Gradients, backward};
 use cellc::runtime::forward::forward;
-use ndarray::{Array2, ArrayD, Axis, IxDyn};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next() * scale)
-    }
-}
-
-fn load(path: &str) -> StepGraph {
-    let text = std::fs::read_to_string(path).unwrap();
-    check_source(&text)
-        .unwrap_or_else(|f| panic!("{}", f.render(path)))
-        .step
-}
-
-fn bindings(step: &StepGraph) -> Bindings {
-    step.dims
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.name.clone(), 2 + i))
-        .collect()
-}
-
-struct Problem {
-    seq: Sequences<f64>,
-    cot: Cotangents<f64>,
-}
-
-fn problem(
-    step: &StepGraph,
-    t: usize,
-    lengths: Option<Vec<i64>>,
-    reverse: bool,
-    give_init: bool,
-    seed: u64,
-) -> Problem {
-    let b = bindings(step);
-    let batch = 3;
-    let mut rng = Rng(seed);
-    let params = step
-        .params
-        .iter()
-        .map(|p| {
-            let shape: Vec<usize> = p.dims.iter().map(|d| size(d, &b)).collect();
-            (p.name.clone(), rng.array(&shape, 0.8))
-        })
-        .collect();
-    let inputs = step
-        .inputs
-        .iter()
-        .map(|i| {
-            (
-                i.name.clone(),
-                rng.array(&[t, batch, size(&i.size, &b)], 1.0),
-            )
-        })
-        .collect();
-    let init = if give_init {
-        step.states
-            .iter()
-            .map(|s| (s.name.clone(), rng.array(&[batch, size(&s.size, &b)], 0.5)))
-            .collect()
-    } else {
-        vec![]
-    };
-    let seq = prepare(step, params, inputs, init, lengths, &b, reverse).unwrap();
-    let cot = Cotangents {
-        outputs: step
-            .outputs
-            .iter()
-            .map(|o| {
-                let mut shape = vec![t, batch];
-                shape.extend(o.ty.dims.iter().map(|d| size(d, &b)));
-                Some(rng.array(&shape, 1.0))
-            })
-            .collect(),
-        last: step
-            .states
-            .iter()
-            .map(|s| {
-                let a = rng.array(&[batch, size(&s.size, &b)], 1.0);
-                Some(a.into_dimensionality().unwrap())
-            })
-            .collect(),
-    };
-    Problem { seq, cot }
-}
+use common::{Problem, close, load, problem};
+use ndarray::{Array2, ArrayD, Axis};
 
 /// Σ ⟨cotangent, value⟩ over outputs and final states.
 fn loss(step: &StepGraph, p: &Problem) -> f64 {
@@ -117,10 +24,6 @@ fn loss(step: &StepGraph, p: &Problem) -> f64 {
         l += (&traj.last[s] * c.as_ref().unwrap()).sum();
     }
     l
-}
-
-fn close(a: f64, b: f64, rel: f64, floor: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(floor)
 }
 
 /// Checks a few entries of every gradient against central differences.

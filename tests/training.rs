@@ -9,16 +9,21 @@
 //! the step graph that reads frozen values across chunk boundaries (every
 //! cell, `h_{t-2}` included), and, for `k = 1`, as a sum of one-step losses.
 
+mod common;
+
 use cellc::autodiff::differentiate_step;
-use cellc::check::check_source;
-use cellc::graph::dim::Bindings;
 use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, prepare, size};
+use cellc::runtime::data::{Sequences, size};
 use cellc::runtime::forward::forward;
 use cellc::runtime::training::{clip_by_global_norm, clip_by_value, truncated_bptt};
+use common::{Problem, close, problem};
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn, s};
+
+fn load(model: &str) -> StepGraph {
+    common::load(&common::model_path(model))
+}
 
 const MODELS: [&str; 4] = ["lstm", "gru", "irnn", "higher_order_rnn"];
 
@@ -32,113 +37,6 @@ fn configs(t: usize) -> Vec<(Option<Vec<i64>>, bool, bool)> {
         (Some(vec![t, 2, 0]), false, true),
         (Some(vec![t - 1, t, 1]), true, true),
     ]
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next() * scale)
-    }
-}
-
-fn path(model: &str) -> String {
-    format!("{}/models/{model}.cell", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load(model: &str) -> StepGraph {
-    let path = path(model);
-    let text = std::fs::read_to_string(&path).unwrap();
-    check_source(&text)
-        .unwrap_or_else(|f| panic!("{}", f.render(&path)))
-        .step
-}
-
-fn bindings(step: &StepGraph) -> Bindings {
-    step.dims
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.name.clone(), 2 + i))
-        .collect()
-}
-
-#[derive(Clone)]
-struct Problem {
-    seq: Sequences<f64>,
-    cot: Cotangents<f64>,
-}
-
-fn problem(
-    step: &StepGraph,
-    t: usize,
-    lengths: Option<Vec<i64>>,
-    reverse: bool,
-    give_init: bool,
-    seed: u64,
-) -> Problem {
-    let b = bindings(step);
-    let batch = 3;
-    let mut rng = Rng(seed);
-    let params = step
-        .params
-        .iter()
-        .map(|p| {
-            let shape: Vec<usize> = p.dims.iter().map(|d| size(d, &b)).collect();
-            (p.name.clone(), rng.array(&shape, 0.8))
-        })
-        .collect();
-    let inputs = step
-        .inputs
-        .iter()
-        .map(|i| {
-            (
-                i.name.clone(),
-                rng.array(&[t, batch, size(&i.size, &b)], 1.0),
-            )
-        })
-        .collect();
-    let init = if give_init {
-        step.states
-            .iter()
-            .map(|s| (s.name.clone(), rng.array(&[batch, size(&s.size, &b)], 0.5)))
-            .collect()
-    } else {
-        vec![]
-    };
-    let seq = prepare(step, params, inputs, init, lengths, &b, reverse).unwrap();
-    let cot = Cotangents {
-        outputs: step
-            .outputs
-            .iter()
-            .map(|o| {
-                let mut shape = vec![t, batch];
-                shape.extend(o.ty.dims.iter().map(|d| size(d, &b)));
-                Some(rng.array(&shape, 1.0))
-            })
-            .collect(),
-        last: step
-            .states
-            .iter()
-            .map(|s| {
-                Some(
-                    rng.array(&[batch, size(&s.size, &b)], 1.0)
-                        .into_dimensionality()
-                        .unwrap(),
-                )
-            })
-            .collect(),
-    };
-    Problem { seq, cot }
-}
-
-fn close(a: f64, b: f64, rel: f64, floor: f64) -> bool {
-    (a - b).abs() <= rel * a.abs().max(b.abs()).max(floor)
 }
 
 fn assert_all_close<'a>(
