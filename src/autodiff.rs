@@ -117,6 +117,27 @@ pub struct StepAdjoint {
 }
 
 impl StepAdjoint {
+    /// How many numbers the forward pass saves per step and sequence (the
+    /// memory cost of storing residuals rather than recomputing them).
+    pub fn saved_per_step(&self, step: &StepGraph) -> String {
+        let n = step.graph.results.len();
+        let mut total = crate::graph::dim::Dim::konst(0);
+        let mut matrices = Vec::new();
+        for r in &self.forward.results[n..] {
+            let ty = &self.forward.node(r.node).ty;
+            match ty.dims.as_slice() {
+                [] => total = total.add(&crate::graph::dim::Dim::konst(1)),
+                [d] => total = total.add(d),
+                dims => matrices.push(crate::graph::dim::shape_string(dims)),
+            }
+        }
+        let mut out = total.to_string();
+        for m in matrices {
+            out.push_str(&format!(" + {m}"));
+        }
+        out
+    }
+
     /// Node-count ratio of the adjoint step to the step (arguments not counted).
     pub fn ratio(&self, step: &StepGraph) -> f64 {
         opt::op_count(&self.backward) as f64 / opt::op_count(&step.graph).max(1) as f64

@@ -344,8 +344,10 @@ fn cmd_graph(
                 let mut out = show(
                     &adj.forward,
                     &format!(
-                        "forward step {} (saves {} residuals)",
-                        step.name, adj.n_residuals
+                        "forward step {} (saves {} residuals: {} numbers per step and sequence)",
+                        step.name,
+                        adj.n_residuals,
+                        adj.saved_per_step(&step)
                     ),
                 );
                 if format == Format::Text {

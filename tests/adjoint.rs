@@ -21,10 +21,11 @@ fn adjoint_snapshots() {
             path.display()
         );
         let mut out = format!(
-            "adjoint step: {} ops, step: {} ops, ratio {ratio:.2}; {} residuals saved per step\n\n",
+            "adjoint step: {} ops, step: {} ops, ratio {ratio:.2}; {} residuals saved per step ({} numbers per sequence)\n\n",
             op_count(&adj.backward),
             op_count(&step.graph),
-            adj.n_residuals
+            adj.n_residuals,
+            adj.saved_per_step(&step)
         );
         out.push_str(&print::text(
             &adj.forward,
