@@ -95,6 +95,7 @@ fn prec(op: &Op) -> u8 {
         Op::Binary(Binary::Add | Binary::Sub) => 1,
         Op::Binary(Binary::Mul | Binary::Div) => 2,
         Op::MatVec | Op::MatTVec | Op::Outer => 3,
+        Op::OuterSum => 2,
         Op::Unary(Unary::Neg) => 4,
         _ => 5,
     }
@@ -217,6 +218,14 @@ impl Printer<'_> {
                     format!("{m}^\\top {v}")
                 } else {
                     format!("{m}ᵀ · {v}")
+                }
+            }
+            Op::OuterSum => {
+                let (a, b) = (self.wrap(ops[0], 4), self.wrap(ops[1], 4));
+                if latex {
+                    format!("\\sum_b {a}\\, {b}^\\top")
+                } else {
+                    format!("Σ_b {a} ⊗ {b}")
                 }
             }
             Op::Outer => {

@@ -214,7 +214,11 @@ fn rewrite(
             Some(Rewrite::Build(Op::Binary(Sub), vec![args[1], x]))
         }
         // Linear ops of zeros are zeros.
-        Op::MatVec | Op::MatTVec | Op::Outer if args.iter().any(|a| is_zero(b, *a)) => zeros(ty),
+        Op::MatVec | Op::MatTVec | Op::Outer | Op::OuterSum
+            if args.iter().any(|a| is_zero(b, *a)) =>
+        {
+            zeros(ty)
+        }
         Op::Sum | Op::BatchSum | Op::Broadcast(_) | Op::Slice { .. } if is_zero(b, args[0]) => {
             zeros(ty)
         }

@@ -80,6 +80,9 @@ pub enum Op {
     MatTVec,
     /// `[m] ⊗ [n] → [m, n]`
     Outer,
+    /// `Σ_b a_b ⊗ c_b`: two batches of vectors → one unbatched matrix (the
+    /// gradient of a shared matrix; one GEMM rather than B outer products).
+    OuterSum,
     /// Vectors end to end.
     Concat,
     /// `len` elements of a vector from `start`.
@@ -156,6 +159,7 @@ impl Op {
             Op::MatVec => "matvec".into(),
             Op::MatTVec => "matTvec".into(),
             Op::Outer => "outer".into(),
+            Op::OuterSum => "outer_sum".into(),
             Op::Concat => "concat".into(),
             Op::Slice { start, len } => format!("slice[{start}; {len}]"),
             Op::Sum => "sum".into(),
@@ -284,6 +288,20 @@ impl Op {
                     vec![args[0].dims[0].clone(), args[1].dims[0].clone()],
                 )
             }
+            Op::OuterSum => {
+                arity(2)?;
+                rank(args[0], 1, "a vector")?;
+                rank(args[1], 1, "a vector")?;
+                if !(args[0].batched && args[1].batched) {
+                    return Err(ShapeError::Other(
+                        "outer_sum takes two batches of vectors".into(),
+                    ));
+                }
+                Type::new(
+                    false,
+                    vec![args[0].dims[0].clone(), args[1].dims[0].clone()],
+                )
+            }
             Op::Concat => {
                 if args.is_empty() {
                     return Err(ShapeError::Arity {
@@ -383,17 +401,24 @@ impl Op {
                 matvec(args[0], args[1], out, &shape, transpose)
             }
             Op::Outer => {
-                let mut res = ArrayD::zeros(IxDyn(&shape));
-                for_batch(out, &shape, &mut res, |b, mut dst| {
-                    let a = row(args[0], b);
-                    let v = row(args[1], b);
-                    for (i, &ai) in a.iter().enumerate() {
-                        for (j, &vj) in v.iter().enumerate() {
-                            dst[[i, j]] = ai * vj;
-                        }
-                    }
-                });
-                res
+                // a[..., :, None] * v[..., None, :], batch axes lined up.
+                let a = lift(args[0], out.batched, 1);
+                let v = lift(args[1], out.batched, 0);
+                (&a * &v).into_dyn()
+            }
+            Op::OuterSum => {
+                use ndarray::Ix2;
+                let a = args[0]
+                    .0
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|e| e.to_string())?;
+                let v = args[1]
+                    .0
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .map_err(|e| e.to_string())?;
+                a.t().dot(&v).into_dyn()
             }
             Op::Concat => {
                 let parts: Vec<ArrayD<F>> = args
@@ -538,17 +563,17 @@ impl Op {
             }
             Op::MatVec => {
                 let (m, v) = (args[0], args[1]);
-                let gm = b.node(Op::Outer, &[g, v])?;
+                let gm = outer_for(b, m, g, v)?;
                 let gv = b.node(Op::MatTVec, &[m, g])?;
                 vec![Some(b.unbroadcast(gm, m)?), Some(b.unbroadcast(gv, v)?)]
             }
             Op::MatTVec => {
                 let (m, u) = (args[0], args[1]);
-                let gm = b.node(Op::Outer, &[u, g])?;
+                let gm = outer_for(b, m, u, g)?;
                 let gu = b.node(Op::MatVec, &[m, g])?;
                 vec![Some(b.unbroadcast(gm, m)?), Some(b.unbroadcast(gu, u)?)]
             }
-            Op::Outer => {
+            Op::Outer | Op::OuterSum => {
                 let (u, v) = (args[0], args[1]);
                 let gu = b.node(Op::MatVec, &[g, v])?;
                 let gv = b.node(Op::MatTVec, &[g, u])?;
@@ -621,6 +646,16 @@ impl Op {
     }
 }
 
+/// `a ⊗ c` as the cotangent of matrix `m`: summed over the batch in one op
+/// when `m` is shared by the batch and both vectors are batched.
+fn outer_for(b: &mut Builder, m: NodeId, a: NodeId, c: NodeId) -> Result<NodeId, ShapeError> {
+    if !b.ty(m).batched && b.ty(a).batched && b.ty(c).batched {
+        return b.node(Op::OuterSum, &[a, c]);
+    }
+    let o = b.node(Op::Outer, &[a, c])?;
+    b.unbroadcast(o, m)
+}
+
 pub fn binary_symbol(b: Binary) -> &'static str {
     match b {
         Binary::Add => "+",
@@ -679,6 +714,20 @@ fn align<'a, F: Real>(a: &'a ArrayD<F>, t: &Type, out: &Type) -> ndarray::ArrayV
         v.insert_axis_inplace(Axis(n));
     }
     v
+}
+
+/// An outer product's operand with a batch axis when the result has one, and
+/// a new axis of length 1 at `axis` (counted after the batch axis).
+fn lift<'a, F: Real>(
+    x: (&'a ArrayD<F>, &Type),
+    batched: bool,
+    axis: usize,
+) -> ndarray::ArrayViewD<'a, F> {
+    let mut v = x.0.view();
+    if batched && !x.1.batched {
+        v.insert_axis_inplace(Axis(0));
+    }
+    v.insert_axis(Axis(axis + usize::from(batched)))
 }
 
 /// Row `b` of a possibly batched operand.
