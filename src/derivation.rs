@@ -149,6 +149,9 @@ impl Printer<'_> {
                     format!("{c}")
                 }
             }
+            // A size such as `4*H` reads as one value.
+            Op::DimSize(d) if d.terms.len() + usize::from(d.konst != 0) > 1 => format!("({d})"),
+            Op::DimSize(d) if d.terms.values().any(|c| *c != 1) => format!("({d})"),
             Op::DimSize(d) => d.to_string(),
             Op::Zeros(_) => "0".into(),
             Op::Unary(u) => {

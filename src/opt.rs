@@ -241,28 +241,77 @@ fn rewrite(
             }
             found.map(Rewrite::Use)
         }
-        // Concatenations of equally cut vectors add part by part; with zeros
-        // among the parts this turns the adjoint of `chunk` into one concat.
+        // Concatenations add part by part, after cutting zero parts where the
+        // other side has a boundary; with the zeros that the adjoints of
+        // `chunk` and `[a; b]` produce, this makes their sum one concat.
         Op::Binary(Add)
             if matches!(b.graph.node(args[0]).op, Op::Concat)
-                && matches!(b.graph.node(args[1]).op, Op::Concat) =>
+                && matches!(b.graph.node(args[1]).op, Op::Concat)
+                && same_type(b, args[0])
+                && same_type(b, args[1]) =>
         {
-            let (l, r) = (b.graph.operands(args[0]), b.graph.operands(args[1]));
-            let lined_up = l.len() == r.len()
-                && l.iter().zip(&r).all(|(x, y)| b.ty(*x) == b.ty(*y))
-                && same_type(b, args[0]);
-            if lined_up {
-                let mut parts = Vec::new();
-                for (x, y) in l.iter().zip(&r) {
-                    parts.push(add_simplified(b, *x, *y)?);
+            let l = b.graph.operands(args[0]);
+            let r = b.graph.operands(args[1]);
+            match common_cuts(b, &l, &r) {
+                Some(pairs) => {
+                    let batched = ty.batched;
+                    let mut parts = Vec::new();
+                    for (len, x, y) in pairs {
+                        let z =
+                            |b: &mut Builder| b.leaf(Op::Zeros(Type::vector(batched, len.clone())));
+                        let x = match x {
+                            Some(x) => x,
+                            None => z(b)?,
+                        };
+                        let y = match y {
+                            Some(y) => y,
+                            None => z(b)?,
+                        };
+                        parts.push(add_simplified(b, x, y)?);
+                    }
+                    Some(Rewrite::Build(Op::Concat, parts))
                 }
-                Some(Rewrite::Build(Op::Concat, parts))
-            } else {
-                None
+                None => None,
             }
         }
         _ => None,
     })
+}
+
+/// The parts of two concatenations of one length lined up on common cuts:
+/// `(length, left part, right part)`, `None` for a piece of a zero part. Only
+/// zero parts are cut; `None` when a non-zero part would have to be.
+type Pieces = Vec<(Dim, Option<NodeId>, Option<NodeId>)>;
+
+fn common_cuts(b: &Builder, l: &[NodeId], r: &[NodeId]) -> Option<Pieces> {
+    // (remaining length, node or None for zeros) of each side's current part.
+    let part = |n: NodeId| (b.ty(n).dims[0].clone(), (!is_zero(b, n)).then_some(n));
+    let (mut li, mut ri) = (l.iter(), r.iter());
+    let (mut lc, mut rc) = (li.next().map(|n| part(*n)), ri.next().map(|n| part(*n)));
+    let mut out = Vec::new();
+    // Whether `a - c` is a positive size (every size is at least 1).
+    let longer = |a: &Dim, c: &Dim| {
+        let d = a.sub(c);
+        d != Dim::konst(0) && d.konst >= 0 && d.terms.values().all(|k| *k >= 0)
+    };
+    while let (Some((llen, lnode)), Some((rlen, rnode))) = (lc.clone(), rc.clone()) {
+        if llen == rlen {
+            out.push((llen, lnode, rnode));
+            lc = li.next().map(|n| part(*n));
+            rc = ri.next().map(|n| part(*n));
+        } else if lnode.is_none() && longer(&llen, &rlen) {
+            out.push((rlen.clone(), None, rnode));
+            lc = Some((llen.sub(&rlen), None));
+            rc = ri.next().map(|n| part(*n));
+        } else if rnode.is_none() && longer(&rlen, &llen) {
+            out.push((llen.clone(), lnode, None));
+            rc = Some((rlen.sub(&llen), None));
+            lc = li.next().map(|n| part(*n));
+        } else {
+            return None;
+        }
+    }
+    (lc.is_none() && rc.is_none()).then_some(out)
 }
 
 /// `x + y`, skipping a zero operand.
