@@ -1068,8 +1068,10 @@ impl Checker {
                     return Err(self.rank_error("`softmax` is over a vector", &args[0], &t));
                 }
                 // softmax(a) = exp(a - max a) / Σ exp(a - max a): the shift keeps
-                // exp from overflowing and changes nothing else.
+                // exp from overflowing and changes nothing else, so it has no
+                // derivative (stop_gradient).
                 let m = self.node(b, Op::Max, &[a], e)?;
+                let m = self.node(b, Op::StopGradient, &[m], e)?;
                 let s = self.node(b, Op::Binary(Binary::Sub), &[a, m], e)?;
                 let x = self.node(b, unary(Unary::Exp), &[s], e)?;
                 let z = self.node(b, Op::Sum, &[x], e)?;

@@ -257,6 +257,7 @@ impl Printer<'_> {
                 }
             }
             Op::Sum => f("sum", "\\operatorname{sum}", self.expr(ops[0])),
+            Op::StopGradient => self.expr(ops[0]),
             Op::Max => f("max", "\\max", self.expr(ops[0])),
             Op::ArgMaxMask => f(
                 "onehot_argmax",

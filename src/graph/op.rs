@@ -100,6 +100,10 @@ pub enum Op {
     Broadcast(Vec<Dim>),
     /// Sum over the batch axis: batched → unbatched.
     BatchSum,
+    /// The value itself, with no derivative: for a shift that provably does
+    /// not change the result (softmax's `max`), so that its gradient, zero in
+    /// exact arithmetic, is not computed as rounding noise.
+    StopGradient,
 }
 
 /// Why an op cannot take operands of these types.
@@ -167,6 +171,7 @@ impl Op {
             Op::ArgMaxMask => "argmax_mask".into(),
             Op::Broadcast(d) => format!("broadcast{}", super::dim::shape_string(d)),
             Op::BatchSum => "batch_sum".into(),
+            Op::StopGradient => "stop_gradient".into(),
         }
     }
 
@@ -326,7 +331,7 @@ impl Op {
                 arity(1)?;
                 Type::scalar(args[0].batched)
             }
-            Op::ArgMaxMask => {
+            Op::ArgMaxMask | Op::StopGradient => {
                 arity(1)?;
                 args[0].clone()
             }
@@ -486,6 +491,7 @@ impl Op {
                 .ok_or("broadcast: shapes do not line up")?
                 .to_owned(),
             Op::BatchSum => args[0].0.sum_axis(Axis(0)),
+            Op::StopGradient => args[0].0.clone(),
         })
     }
 
@@ -632,7 +638,7 @@ impl Op {
                 let ga = b.binary(Mul, m, g)?;
                 vec![Some(b.unbroadcast(ga, args[0])?)]
             }
-            Op::ArgMaxMask => vec![None],
+            Op::ArgMaxMask | Op::StopGradient => vec![None],
             Op::Broadcast(_) => {
                 let s = b.node(Op::Sum, &[g])?;
                 vec![Some(b.unbroadcast(s, args[0])?)]
