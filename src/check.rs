@@ -42,8 +42,10 @@ pub enum CheckError {
         name: String,
         span: Span,
         first: Span,
-        /// The name is also a state's learned initial value (`NAME_0`).
+        /// The name is also a state's learned initial value (`NAME_0`), and
+        /// both declarations are parameters.
         learned_init: bool,
+        both_params: bool,
     },
     #[error("state `{name}` is read without a time index")]
     StateWithoutTime { name: String, span: Span },
@@ -135,13 +137,19 @@ impl CheckError {
                 span,
                 first,
                 learned_init,
+                both_params,
             } => {
                 let d = Diagnostic::error(msg, *span)
                     .with_label("declared again here")
                     .with_secondary(*first, "first declared here");
                 match name.strip_suffix("_0").filter(|_| *learned_init) {
                     Some(state) => d.with_note(format!(
-                        "note: `state {state}: [...] = param` declares the parameter `{name}` (its learned initial value); remove `{name}` from the `param` line"
+                        "note: `state {state}: [...] = param` declares the parameter `{name}` (its learned initial value){}",
+                        if *both_params {
+                            format!("; remove `{name}` from the `param` line")
+                        } else {
+                            ", so no other declaration may take that name".to_string()
+                        }
                     )),
                     None => d,
                 }
@@ -500,12 +508,13 @@ impl Checker {
     }
 
     fn declare_name(&mut self, name: &str, e: Entity, span: Span) -> Result<(), CheckError> {
-        if let Some((_, first)) = self.names.get(name) {
+        if let Some((existing, first)) = self.names.get(name) {
             return Err(CheckError::Duplicate {
                 name: name.into(),
                 span,
                 first: *first,
                 learned_init: self.learned_inits.contains(name),
+                both_params: matches!((existing, e), (Entity::Param(_), Entity::Param(_))),
             });
         }
         self.names.insert(name.into(), (e, span));

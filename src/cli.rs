@@ -7,6 +7,7 @@ use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::{Init, StepGraph};
+use crate::runtime::bind::{self, Constraint};
 use crate::runtime::data::{self, Named, Sequences, size};
 use crate::runtime::forward;
 use crate::runtime::npy::{self, ArrayData, NpyArray};
@@ -215,8 +216,18 @@ pub fn main_with(cli: Cli) -> i32 {
 pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure(format!("error: cannot read `{}`: {e}", path.display())))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Failure(format!("error: `{}` is not UTF-8 text", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Say where: the line and column of the first byte that is not UTF-8.
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let good = std::str::from_utf8(good).unwrap_or("");
+        let (line, col) = crate::diagnostic::line_col(good, good.len());
+        let byte = e.as_bytes()[good.len()];
+        Failure(format!(
+            "error: `{}` is not UTF-8 text\n --> {}:{line}:{col}\n  = note: byte 0x{byte:02X} there starts no UTF-8 character; save the file as UTF-8",
+            path.display(),
+            path.display()
+        ))
+    })?;
     let file = path.display().to_string();
     let checked = crate::check::check_source(&text).map_err(|f| Failure(f.render(&file)))?;
     let source = crate::syntax::normalize_source(&text);
@@ -226,22 +237,16 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     Ok(checked.step)
 }
 
-fn defines(d: &[(String, usize)]) -> Bindings {
-    d.iter().cloned().collect()
+fn dim_names(step: &StepGraph) -> Vec<String> {
+    step.dims.iter().map(|d| d.name.clone()).collect()
 }
 
 fn cmd_check(path: &Path, define: &[(String, usize)]) -> Result<(), Failure> {
     let step = load_cell(path)?;
-    let known: Vec<&str> = step.dims.iter().map(|d| d.name.as_str()).collect();
-    for (name, _) in define {
-        if !known.contains(&name.as_str()) {
-            return Err(Failure(format!(
-                "error: -D {name}: the cell has no dimension `{name}` (its dimensions: {})",
-                known.join(", ")
-            )));
-        }
-    }
-    print!("{}", signature(&step, &defines(define)));
+    let defs = bind::defines(define)?;
+    // Checks the names and sizes given.
+    bind::bind_partial(&dim_names(&step), &defs, &[])?;
+    print!("{}", signature(&step, &defs));
     Ok(())
 }
 
@@ -415,7 +420,7 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
     };
     match a.data {
         ArrayData::F32(x) => {
-            if want != "f32" {
+            if want != "f32" || a.dtype == "float16" {
                 conv(&a.dtype);
             }
             Ok(x.mapv(|v| F::from_f32(v).unwrap_or_else(F::nan)))
@@ -461,7 +466,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
             "error: --backend jit is not available yet (native code generation is part 3); use --backend interp".into(),
         ));
     }
-    let defs = defines(&d.define);
+    let defs = bind::defines(&d.define)?;
     let mut rng = Rng::new(d.seed);
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
     // Generated data needs every dimension bound up front. A free size that
@@ -479,11 +484,67 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
             gen_defs.insert(dim.name.clone(), 1);
         }
     }
+    // The arrays given, read first: they fix dimensions for what is generated.
+    let given_params: Option<Named<F>> = match &d.params {
+        Some(p) => Some(read_named(p, "parameter")?),
+        None => None,
+    };
+    let given_inputs: Option<Named<F>> = match (&d.input, &d.inputs) {
+        (Some(p), _) => {
+            if step.inputs.len() != 1 {
+                return Err(Failure(format!(
+                    "error: --input gives one array, but cell `{}` has {} inputs ({}): use --inputs XS.npz",
+                    step.name,
+                    step.inputs.len(),
+                    step.inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let a = npy::read_npy(p)?;
+            let what = format!("input `{}`", p.display());
+            Some(vec![(
+                step.inputs[0].name.clone(),
+                to_float::<F>(&what, a, false)?,
+            )])
+        }
+        (None, Some(p)) => Some(read_named(p, "input")?),
+        (None, None) => None,
+    };
     let gen_bindings = || -> Result<Bindings, Failure> {
+        let mut constraints = Vec::new();
+        for (name, a) in given_params.iter().flatten() {
+            if let Some(p) = step.param_index(name)
+                && a.ndim() == step.params[p].dims.len()
+            {
+                for (axis, x) in step.params[p].dims.iter().enumerate() {
+                    constraints.push(Constraint {
+                        expr: x.clone(),
+                        actual: a.shape()[axis],
+                        source: format!("parameter `{name}`"),
+                    });
+                }
+            }
+        }
+        for (name, a) in given_inputs.iter().flatten() {
+            if let (Some(i), Some(&n)) = (
+                step.inputs.iter().position(|s| s.name == *name),
+                a.shape().last(),
+            ) {
+                constraints.push(Constraint {
+                    expr: step.inputs[i].size.clone(),
+                    actual: n,
+                    source: format!("input `{name}`"),
+                });
+            }
+        }
+        let b = bind::bind_partial(&dim_names(step), &gen_defs, &constraints)?;
         let missing: Vec<&str> = step
             .dims
             .iter()
-            .filter(|x| !gen_defs.contains_key(&x.name))
+            .filter(|x| !b.contains_key(&x.name))
             .map(|x| x.name.as_str())
             .collect();
         if !missing.is_empty() {
@@ -501,12 +562,22 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                     .join(" ")
             )));
         }
-        Ok(gen_defs.clone())
+        Ok(b)
     };
-    let params: Named<F> = match &d.params {
-        Some(p) => read_named(p, "parameter")?,
+    let generated_dims = if given_params.is_none() || given_inputs.is_none() {
+        gen_bindings()?
+    } else {
+        Bindings::new()
+    };
+    let params: Named<F> = match given_params {
+        Some(p) => p,
         None => {
-            let b = gen_bindings()?;
+            let b = generated_dims.clone();
+            check_generated_size(
+                step.params
+                    .iter()
+                    .map(|p| p.dims.iter().map(|x| size(x, &b)).product()),
+            )?;
             step.params
                 .iter()
                 .map(|p| {
@@ -518,27 +589,15 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                 .collect()
         }
     };
-    let inputs: Named<F> = match (&d.input, &d.inputs) {
-        (Some(p), _) => {
-            if step.inputs.len() != 1 {
-                return Err(Failure(format!(
-                    "error: --input gives one array, but cell `{}` has {} inputs ({}): use --inputs XS.npz",
-                    step.name,
-                    step.inputs.len(),
-                    step.inputs
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-            let a = npy::read_npy(p)?;
-            let what = format!("input `{}`", p.display());
-            vec![(step.inputs[0].name.clone(), to_float::<F>(&what, a, false)?)]
-        }
-        (None, Some(p)) => read_named(p, "input")?,
-        (None, None) => {
-            let b = gen_bindings()?;
+    let inputs: Named<F> = match given_inputs {
+        Some(x) => x,
+        None => {
+            let b = generated_dims.clone();
+            check_generated_size(step.inputs.iter().map(|i| {
+                d.seq
+                    .saturating_mul(d.batch)
+                    .saturating_mul(size(&i.size, &b))
+            }))?;
             step.inputs
                 .iter()
                 .map(|i| {
@@ -592,6 +651,19 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     Ok(data::prepare(
         step, params, inputs, init, lengths, &defs, d.reverse,
     )?)
+}
+
+/// Generated arrays are for trying a cell: refuse sizes that cannot be
+/// allocated rather than abort.
+fn check_generated_size(counts: impl Iterator<Item = usize>) -> Result<(), Failure> {
+    const LIMIT: usize = 1 << 30;
+    let total = counts.fold(0usize, |a, c| a.saturating_add(c));
+    if total > LIMIT {
+        return Err(Failure(format!(
+            "error: the generated data would hold {total} numbers (more than {LIMIT}); choose smaller sizes"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the step reads parameter `p`.
@@ -746,7 +818,15 @@ fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData
             ArrayData::F64(x) => x.iter().copied().collect(),
             _ => vec![],
         };
-        let n = vals.len().max(1) as f64;
+        if vals.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {name:<10} {:<14} (empty)",
+                format!("{:?}", a.shape())
+            );
+            continue;
+        }
+        let n = vals.len() as f64;
         let mean = vals.iter().sum::<f64>() / n;
         let sd = (vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
         let head: Vec<String> = vals.iter().take(4).map(|v| format!("{v:.4}")).collect();

@@ -76,7 +76,7 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let _ = writeln!(out, "{kind}: {}", self.message);
+        let _ = writeln!(out, "{kind}: {}", escape_controls(&self.message));
         let (line, col) = line_col(source, self.span.start);
         let mut places: Vec<(&Span, &str, char)> = vec![(&self.span, &self.label, '^')];
         for l in &self.secondary {
@@ -106,19 +106,24 @@ impl Diagnostic {
             let carets = end.saturating_sub(c).max(1);
             // Several places on one line share the printed source line.
             if l != last_line {
-                let _ = writeln!(out, "{:>width$} | {}", l, text.trim_end());
+                let _ = writeln!(out, "{:>width$} | {}", l, visible(text.trim_end()));
                 last_line = l;
             }
+            // Tabs in the padding keep the carets under the text they mark.
+            let indent: String = text
+                .chars()
+                .take(c - 1)
+                .map(|ch| if ch == '\t' { '\t' } else { ' ' })
+                .collect();
             let _ = writeln!(
                 out,
-                "{pad} | {}{} {}",
-                " ".repeat(c - 1),
+                "{pad} | {indent}{} {}",
                 mark.to_string().repeat(carets),
-                message
+                escape_controls(message)
             );
         }
         for note in &self.notes {
-            let _ = writeln!(out, "{pad} = {note}");
+            let _ = writeln!(out, "{pad} = {}", escape_controls(note));
         }
         out.lines()
             .map(|l| l.trim_end())
@@ -126,6 +131,33 @@ impl Diagnostic {
             .join("\n")
             + "\n"
     }
+}
+
+/// Characters that must not reach a terminal as they are: controls (but tab)
+/// and the bidirectional overrides that would reorder the rest of the line.
+fn is_hidden(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A source line for display: each hidden character shown as `�`, one column
+/// like the character it replaces, so carets stay aligned.
+fn visible(line: &str) -> String {
+    line.chars()
+        .map(|c| if is_hidden(c) { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// A message for display: hidden characters written as `\u{..}` escapes.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if is_hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line and column (in characters) of a byte offset.

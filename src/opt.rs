@@ -148,11 +148,23 @@ fn rewrite(
                 Unary::Log => a.ln(),
                 Unary::Tanh => a.tanh(),
                 Unary::Sigmoid => 1.0 / (1.0 + (-a).exp()),
-                Unary::Relu => a.max(0.0),
+                Unary::Relu => {
+                    if a <= 0.0 {
+                        0.0
+                    } else {
+                        a
+                    }
+                }
                 Unary::Abs => a.abs(),
                 Unary::Sqrt => a.sqrt(),
                 Unary::Softplus => a.max(0.0) + (-a.abs()).exp().ln_1p(),
-                Unary::Step => f64::from(a > 0.0),
+                Unary::Step => {
+                    if a.is_nan() {
+                        a
+                    } else {
+                        f64::from(a > 0.0)
+                    }
+                }
                 Unary::Sign => a.signum() * f64::from(a != 0.0),
             };
             Some(Rewrite::Build(Op::Const(v), vec![]))

@@ -374,11 +374,20 @@ impl Op {
                     Unary::Log => a.mapv(F::ln),
                     Unary::Tanh => a.mapv(F::tanh),
                     Unary::Sigmoid => a.mapv(sigmoid),
-                    Unary::Relu => a.mapv(|x| if x > F::zero() { x } else { F::zero() }),
+                    // NaN propagates (`x <= 0` is false for it).
+                    Unary::Relu => a.mapv(|x| if x <= F::zero() { F::zero() } else { x }),
                     Unary::Abs => a.mapv(F::abs),
                     Unary::Sqrt => a.mapv(F::sqrt),
                     Unary::Softplus => a.mapv(softplus),
-                    Unary::Step => a.mapv(|x| if x > F::zero() { F::one() } else { F::zero() }),
+                    Unary::Step => a.mapv(|x| {
+                        if x > F::zero() {
+                            F::one()
+                        } else if x <= F::zero() {
+                            F::zero()
+                        } else {
+                            x // NaN
+                        }
+                    }),
                     Unary::Sign => a.mapv(|x| {
                         if x > F::zero() {
                             F::one()

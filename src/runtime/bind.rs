@@ -34,9 +34,25 @@ pub enum BindError {
         expr: String,
         actual: usize,
     },
+    #[error("{source_} has length {actual}, expected {expected}")]
+    Length {
+        source_: String,
+        actual: usize,
+        expected: i64,
+    },
+    #[error("dimension `{dim}` would be {value} ({source_}): sizes are at least 1")]
+    NotPositive {
+        dim: String,
+        value: i64,
+        source_: String,
+    },
+    #[error("dimension `{dim}` is too large ({source_})")]
+    TooLarge { dim: String, source_: String },
+    #[error("-D {dim} is given twice ({a} and {b})")]
+    TwiceDefined { dim: String, a: usize, b: usize },
     #[error("dimension `{dim}` is not bound: give -D {dim}=SIZE or an array that fixes it")]
     Unbound { dim: String },
-    #[error("-D {name}: the cell has no dimension `{name}` (its dimensions: {known})")]
+    #[error("-D {name}: the cell has no dimension `{name}` ({known})")]
     UnknownDefine { name: String, known: String },
 }
 
@@ -54,13 +70,56 @@ pub fn bind(
     defines: &Bindings,
     constraints: &[Constraint],
 ) -> Result<Bindings, BindError> {
+    let bound = bind_partial(dims, defines, constraints)?;
+    for d in dims {
+        if !bound.contains_key(d) {
+            return Err(BindError::Unbound { dim: d.clone() });
+        }
+    }
+    Ok(bound)
+}
+
+/// Collects `-D NAME=SIZE` flags; the same name twice with two sizes is an error.
+pub fn defines(flags: &[(String, usize)]) -> Result<Bindings, BindError> {
+    let mut out = Bindings::new();
+    for (name, v) in flags {
+        if let Some(prev) = out.insert(name.clone(), *v)
+            && prev != *v
+        {
+            return Err(BindError::TwiceDefined {
+                dim: name.clone(),
+                a: prev,
+                b: *v,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Like [`bind`], but leaves unbound what nothing fixes.
+pub fn bind_partial(
+    dims: &[String],
+    defines: &Bindings,
+    constraints: &[Constraint],
+) -> Result<Bindings, BindError> {
     let mut bound: Bindings = Bindings::new();
     let mut source: HashMap<String, String> = HashMap::new();
     for (name, v) in defines {
         if !dims.iter().any(|d| d == name) {
             return Err(BindError::UnknownDefine {
                 name: name.clone(),
-                known: dims.join(", "),
+                known: if dims.is_empty() {
+                    "it has none: all its sizes are numbers".into()
+                } else {
+                    format!("its dimensions: {}", dims.join(", "))
+                },
+            });
+        }
+        if *v == 0 {
+            return Err(BindError::NotPositive {
+                dim: name.clone(),
+                value: 0,
+                source_: format!("-D {name}=0"),
             });
         }
         bound.insert(name.clone(), *v);
@@ -82,20 +141,25 @@ pub fn bind(
                     _ => None,
                 })
                 .collect();
-            let known_part = |b: &Bindings| {
-                c.expr.konst
-                    + c.expr
-                        .terms
-                        .iter()
-                        .filter_map(|(a, k)| match a {
-                            Atom::Sym(s) => b.get(s).map(|v| k * *v as i64),
-                            Atom::Var(_) => None,
-                        })
-                        .sum::<i64>()
+            // The value of the bound part of the expression (None on overflow).
+            let known_part = |b: &Bindings| -> Option<i64> {
+                let mut v = c.expr.konst;
+                for (a, k) in &c.expr.terms {
+                    if let Atom::Sym(s) = a
+                        && let Some(n) = b.get(s)
+                    {
+                        v = v.checked_add(k.checked_mul(i64::try_from(*n).ok()?)?)?;
+                    }
+                }
+                Some(v)
+            };
+            let too_large = || BindError::TooLarge {
+                dim: c.expr.to_string(),
+                source_: c.source.clone(),
             };
             match unknown.as_slice() {
                 [] => {
-                    let expected = known_part(&bound);
+                    let expected = known_part(&bound).ok_or_else(too_large)?;
                     if expected != c.actual as i64 {
                         return Err(conflict(c, expected, &bound, &source));
                     }
@@ -103,12 +167,21 @@ pub fn bind(
                     progress = true;
                 }
                 [(name, k)] => {
-                    let rest = c.actual as i64 - known_part(&bound);
+                    let rest = (c.actual as i64)
+                        .checked_sub(known_part(&bound).ok_or_else(too_large)?)
+                        .ok_or_else(too_large)?;
                     if rest % k != 0 || rest / k < 0 {
                         return Err(BindError::Unsolvable {
                             source_: c.source.clone(),
                             expr: c.expr.to_string(),
                             actual: c.actual,
+                        });
+                    }
+                    if rest / k == 0 {
+                        return Err(BindError::NotPositive {
+                            dim: name.to_string(),
+                            value: 0,
+                            source_: c.source.clone(),
                         });
                     }
                     bound.insert(name.to_string(), (rest / k) as usize);
@@ -123,11 +196,6 @@ pub fn bind(
             break;
         }
     }
-    for d in dims {
-        if !bound.contains_key(d) {
-            return Err(BindError::Unbound { dim: d.clone() });
-        }
-    }
     Ok(bound)
 }
 
@@ -139,6 +207,13 @@ fn conflict(
     bound: &Bindings,
     source: &HashMap<String, String>,
 ) -> BindError {
+    if c.expr.terms.is_empty() {
+        return BindError::Length {
+            source_: c.source.clone(),
+            actual: c.actual,
+            expected,
+        };
+    }
     if c.expr.konst == 0 && c.expr.terms.len() == 1 {
         let (a, k) = c.expr.terms.iter().next().expect("one term");
         if let (Atom::Sym(name), 1) = (a, *k) {

@@ -217,7 +217,9 @@ pub fn prepare<F: Real>(
             });
         };
         let size = &step.states[s].size;
-        let a = if a.ndim() == 1 {
+        let found = a.shape().to_vec();
+        // A vector is one sequence's state, accepted when B = 1.
+        let a = if a.ndim() == 1 && batch == 1 {
             a.insert_axis(Axis(0))
         } else {
             a
@@ -226,7 +228,7 @@ pub fn prepare<F: Real>(
             return Err(DataError::Rank {
                 what: "initial state",
                 name,
-                found: a.shape().to_vec(),
+                found,
                 expected: format!("[B, {size}] with B = {batch}"),
             });
         }

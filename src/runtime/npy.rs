@@ -1046,8 +1046,10 @@ pub fn write_npz(path: &Path, arrays: &[(String, ArrayData)]) -> Result<(), NpyE
             reason,
         });
     }
-    write_atomically(path, |file| {
-        let mut zip = ZipWriter::new(BufWriter::new(file));
+    // The archive is made in memory first, so that a failing disk is met by
+    // one plain write (a zip writer dropped half-way complains on stderr).
+    let mut zip = ZipWriter::new(io::Cursor::new(Vec::new()));
+    let mut build = || -> io::Result<()> {
         for (name, array) in arrays {
             let size = npy_size(array);
             let options = SimpleFileOptions::default()
@@ -1057,10 +1059,20 @@ pub fn write_npz(path: &Path, arrays: &[(String, ArrayData)]) -> Result<(), NpyE
                 .map_err(io::Error::other)?;
             write_npy_to(&mut zip, array)?;
         }
-        let mut out = zip.finish().map_err(io::Error::other)?;
-        out.flush()?;
         Ok(())
-    })
+    };
+    build().map_err(|source| NpyError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bytes = zip
+        .finish()
+        .map_err(|e| NpyError::Write {
+            path: path.to_path_buf(),
+            source: io::Error::other(e),
+        })?
+        .into_inner();
+    write_atomically(path, |file| file.write_all(&bytes))
 }
 
 /// The `.npy` header for `array`: magic, version, length, and the dict padded
@@ -1153,6 +1165,29 @@ fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
+    // Write through symbolic links to what they name, as other tools do.
+    let mut resolved = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&resolved) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&resolved).map_err(write_error)?;
+                resolved = resolved.parent().unwrap_or(Path::new(".")).join(target);
+            }
+            _ => break,
+        }
+    }
+    let path = resolved.as_path();
+    // A device or a pipe (`-o /dev/null`) is written to, never replaced.
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(write_error)?;
+        return fill(&mut file).map_err(write_error);
+    }
     let Some(file_name) = path.file_name() else {
         return Err(write_error(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -1,0 +1,203 @@
+//! Bugs found by review, each kept from coming back.
+
+use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use ndarray::{ArrayD, IxDyn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Scratch(PathBuf);
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("cellc-regr-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+fn cellc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+fn model(name: &str) -> String {
+    format!("{}/models/{name}.cell", env!("CARGO_MANIFEST_DIR"))
+}
+fn f32s(shape: &[usize], v: f32) -> ArrayData {
+    ArrayData::F32(ArrayD::from_elem(IxDyn(shape), v))
+}
+
+#[test]
+fn relu_propagates_nan() {
+    let dir = scratch("relu");
+    std::fs::write(
+        dir.0.join("r.cell"),
+        "cell r(x: [X]) {\n state h: [X]\n h_t = relu(x_t)\n output h\n}\n",
+    )
+    .unwrap();
+    let x = ArrayD::from_shape_vec(IxDyn(&[1, 1, 3]), vec![f32::NAN, 1.0, -2.0]).unwrap();
+    write_npy(&dir.0.join("x.npy"), &ArrayData::F32(x)).unwrap();
+    write_npz(&dir.0.join("p.npz"), &[]).unwrap();
+    let o = cellc(
+        &dir.0,
+        &[
+            "run", "r.cell", "--params", "p.npz", "--input", "x.npy", "-o", "o.npz",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = read_npz(&dir.0.join("o.npz")).unwrap();
+    let ArrayData::F32(h) = &out[0].1.data else {
+        panic!("f32")
+    };
+    assert!(h[[0, 0, 0]].is_nan());
+    assert_eq!((h[[0, 0, 1]], h[[0, 0, 2]]), (1.0, 0.0));
+}
+
+#[test]
+fn output_through_a_symlink_writes_its_target() {
+    let dir = scratch("symlink");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("real.npz", dir.0.join("link.npz")).unwrap();
+        let o = cellc(
+            &dir.0,
+            &[
+                "run",
+                &model("irnn"),
+                "-D",
+                "X=2",
+                "-D",
+                "H=3",
+                "-o",
+                "link.npz",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let meta = std::fs::symlink_metadata(dir.0.join("link.npz")).unwrap();
+        assert!(meta.file_type().is_symlink(), "the link stays a link");
+        assert!(read_npz(&dir.0.join("real.npz")).is_ok());
+    }
+}
+
+#[test]
+fn dimension_flags_conflicts_and_zero_are_errors() {
+    let dir = scratch("defines");
+    let o = cellc(&dir.0, &["check", &model("irnn"), "-D", "H=4", "-D", "H=5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("-D H is given twice (4 and 5)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cellc(&dir.0, &["run", &model("irnn"), "-D", "H=0", "-D", "X=3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("sizes are at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cellc(
+        &dir.0,
+        &["run", &model("irnn"), "-D", "H=1000000", "-D", "X=1000000"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("choose smaller sizes"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn generated_inputs_take_their_sizes_from_the_parameters_given() {
+    let dir = scratch("gen");
+    write_npz(
+        &dir.0.join("p.npz"),
+        &[
+            ("U".into(), f32s(&[4, 3], 0.1)),
+            ("W".into(), f32s(&[4, 4], 0.1)),
+            ("b".into(), f32s(&[4], 0.0)),
+        ],
+    )
+    .unwrap();
+    let o = cellc(&dir.0, &["run", &model("irnn"), "--params", "p.npz"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("H=4 X=3"));
+}
+
+#[test]
+fn a_literal_size_mismatch_says_what_was_expected() {
+    let dir = scratch("literal");
+    std::fs::write(
+        dir.0.join("l.cell"),
+        "cell l(x: [3]) {\n state h: [4]\n param W: [4, 3]\n h_t = tanh(W @ x_t)\n output h\n}\n",
+    )
+    .unwrap();
+    write_npz(&dir.0.join("p.npz"), &[("W".into(), f32s(&[4, 2], 0.1))]).unwrap();
+    write_npy(&dir.0.join("x.npy"), &f32s(&[5, 2, 3], 0.1)).unwrap();
+    let o = cellc(
+        &dir.0,
+        &["run", "l.cell", "--params", "p.npz", "--input", "x.npy"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has length 2, expected 3"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_vector_initial_state_for_a_batch_reports_its_own_shape() {
+    let dir = scratch("init");
+    write_npz(&dir.0.join("s.npz"), &[("h".into(), f32s(&[3], 0.0))]).unwrap();
+    let o = cellc(
+        &dir.0,
+        &[
+            "run",
+            &model("irnn"),
+            "-D",
+            "X=2",
+            "-D",
+            "H=3",
+            "--batch",
+            "2",
+            "--init",
+            "s.npz",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has shape [3], expected [B, H] with B = 2"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_gets_a_location_and_controls_are_escaped() {
+    let dir = scratch("text");
+    std::fs::write(
+        dir.0.join("l1.cell"),
+        b"cell c(x: [X]) {\n  h_t = caf\xe9\n}\n",
+    )
+    .unwrap();
+    let o = cellc(&dir.0, &["check", "l1.cell"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("l1.cell:2:12"), "{}", stderr(&o));
+    std::fs::write(
+        dir.0.join("rlo.cell"),
+        "cell c(x: [X]) {\n  h_t = a \u{202E} b\n}\n",
+    )
+    .unwrap();
+    let o = cellc(&dir.0, &["check", "rlo.cell"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).contains('\u{202E}'), "{}", stderr(&o));
+}
