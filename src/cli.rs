@@ -713,7 +713,12 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
     let traj = forward::forward(&step, &seq)?;
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
     for (o, sig) in step.outputs.iter().enumerate() {
-        arrays.push((sig.name.clone(), to_array_data(traj.outputs[o].clone())));
+        // Every output is `[T, B, n]`; a scalar one has n = 1.
+        let mut a = traj.outputs[o].clone();
+        if a.ndim() == 2 {
+            a = a.insert_axis(ndarray::Axis(2));
+        }
+        arrays.push((sig.name.clone(), to_array_data(a)));
     }
     for (s, sig) in step.states.iter().enumerate() {
         arrays.push((

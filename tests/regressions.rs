@@ -201,3 +201,73 @@ fn a_file_that_is_not_utf8_gets_a_location_and_controls_are_escaped() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!stderr(&o).contains('\u{202E}'), "{}", stderr(&o));
 }
+
+#[test]
+fn a_scalar_output_is_t_b_1_and_its_cotangent_may_be_too() {
+    let dir = scratch("scalar");
+    std::fs::write(
+        dir.0.join("e.cell"),
+        "cell e(x: [X]) {\n state h: [H]\n param W, U\n h_t = tanh(W @ h_{t-1} + U @ x_t)\n E_t = sum(h_t * h_t)\n output E\n}\n",
+    )
+    .unwrap();
+    let o = cellc(
+        &dir.0,
+        &[
+            "run", "e.cell", "-D", "X=2", "-D", "H=3", "--seq", "4", "--batch", "2", "-o", "o.npz",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = read_npz(&dir.0.join("o.npz")).unwrap();
+    assert_eq!(out[0].1.shape(), &[4, 2, 1]);
+    for shape in [&[4, 2, 1][..], &[4, 2][..]] {
+        write_npz(&dir.0.join("dy.npz"), &[("E".into(), f32s(shape, 1.0))]).unwrap();
+        let o = cellc(
+            &dir.0,
+            &[
+                "grad",
+                "e.cell",
+                "-D",
+                "X=2",
+                "-D",
+                "H=3",
+                "--seq",
+                "4",
+                "--batch",
+                "2",
+                "--cotangent",
+                "dy.npz",
+                "-o",
+                "g.npz",
+            ],
+        );
+        assert!(o.status.success(), "{shape:?}: {}", stderr(&o));
+    }
+    write_npz(
+        &dir.0.join("dy.npz"),
+        &[("E".into(), f32s(&[4, 2, 3], 1.0))],
+    )
+    .unwrap();
+    let o = cellc(
+        &dir.0,
+        &[
+            "grad",
+            "e.cell",
+            "-D",
+            "X=2",
+            "-D",
+            "H=3",
+            "--seq",
+            "4",
+            "--batch",
+            "2",
+            "--cotangent",
+            "dy.npz",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("[T, B, 1]: a scalar output"),
+        "{}",
+        stderr(&o)
+    );
+}

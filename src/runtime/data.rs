@@ -303,15 +303,30 @@ pub fn cotangents<F: Real>(
                     .iter()
                     .map(|d| size(d, &seq.bindings)),
             );
+            // A scalar output travels as `[T, B, 1]`, like any other output.
+            let a = if shape.len() == 2 && a.shape() == [seq.steps, seq.batch, 1] {
+                a.index_axis_move(Axis(2), 0)
+            } else {
+                a
+            };
             if a.shape() != shape.as_slice() {
+                let dims = &step.outputs[o].ty.dims;
+                let (shown, layout) = if dims.is_empty() {
+                    (
+                        vec![seq.steps, seq.batch, 1],
+                        "[T, B, 1]: a scalar output".to_string(),
+                    )
+                } else {
+                    (
+                        shape.clone(),
+                        format!("[T, B, {}]", shape_string(dims).trim_matches(['[', ']'])),
+                    )
+                };
                 return Err(DataError::Rank {
                     what: "cotangent of output",
                     name,
                     found: a.shape().to_vec(),
-                    expected: format!(
-                        "{shape:?} ([T, B, {}])",
-                        shape_string(&step.outputs[o].ty.dims).trim_matches(['[', ']'])
-                    ),
+                    expected: format!("{shown:?} ({layout})"),
                 });
             }
             outputs[o] = Some(a);
