@@ -55,6 +55,7 @@ ONNX layout (operators LSTM, GRU, RNN, layout = 0, one direction):
   onnx_gru.npz   direction "reverse", linear_before_reset = 1, with sequence_lens
                  and initial_h: X W R B sequence_lens initial_h Y Y_h
   onnx_rnn.npz   forward, no sequence_lens, initial_h: X W R B initial_h Y Y_h
+  onnx_gru_defaults.npz  forward, linear_before_reset = 0, with sequence_lens
 """
 
 import os
@@ -177,6 +178,27 @@ def onnx_gru_step(W, R, Bias):
         z = sigmoid(x @ block(W, 0).T + h @ block(R, 0).T + block(Wb, 0) + block(Rb, 0))
         r = sigmoid(x @ block(W, 1).T + h @ block(R, 1).T + block(Wb, 1) + block(Rb, 1))
         h_tilde = np.tanh(x @ block(W, 2).T + r * (h @ block(R, 2).T + block(Rb, 2))
+                          + block(Wb, 2))
+        return [(1.0 - z) * h_tilde + z * h]
+
+    return step
+
+
+def onnx_gru_lbr0_step(W, R, Bias):
+    """ONNX's default GRU (linear_before_reset = 0): the reset gate multiplies
+    h before the recurrent weights of the h block."""
+    H = R.shape[-1]
+    W, R = W[0], R[0]
+    Wb, Rb = Bias[0, :3 * H], Bias[0, 3 * H:]
+
+    def block(a, k):  # ONNX block k: 0 = z, 1 = r, 2 = h
+        return a[k * H:(k + 1) * H]
+
+    def step(x, states):
+        (h,) = states
+        z = sigmoid(x @ block(W, 0).T + h @ block(R, 0).T + block(Wb, 0) + block(Rb, 0))
+        r = sigmoid(x @ block(W, 1).T + h @ block(R, 1).T + block(Wb, 1) + block(Rb, 1))
+        h_tilde = np.tanh(x @ block(W, 2).T + (r * h) @ block(R, 2).T + block(Rb, 2)
                           + block(Wb, 2))
         return [(1.0 - z) * h_tilde + z * h]
 
@@ -319,6 +341,17 @@ def main():
     arrays = dict(X=x, W=W, R=R, B=Bias, initial_h=h_init, Y=y[:, None], Y_h=y_h[None])
     print("  RNN:", check_with_onnxruntime("RNN", arrays, {}, ["Y", "Y_h"]))
     save("onnx_rnn.npz", arrays)
+
+    # ONNX GRU with the operator's defaults: forward, linear_before_reset = 0.
+    W, R, Bias = onnx_weights(rng, 3, H, X)
+    x = rng.standard_normal((T, B, X))
+    lens = np.array([5, 0, 3], dtype=np.int64)
+    h_init = rng.standard_normal((1, B, H))
+    y, (y_h,) = run_sequences(onnx_gru_lbr0_step(W, R, Bias), x, [h_init[0]], lens)
+    arrays = dict(X=x, W=W, R=R, B=Bias, sequence_lens=lens, initial_h=h_init,
+                  Y=y[:, None], Y_h=y_h[None])
+    print("  GRU (defaults):", check_with_onnxruntime("GRU", arrays, {}, ["Y", "Y_h"]))
+    save("onnx_gru_defaults.npz", arrays)
 
 
 if __name__ == "__main__":
