@@ -8,11 +8,38 @@
 //!   └─ check     names, time indices, shape inference → typed step graph
 //!   └─ graph     the IR: ops, petgraph graph of one step, printer, verifier
 //!   └─ unroll    step graph × T → unrolled graph
-//!   └─ autodiff  reverse-mode rules → adjoint step graph (part 2)
-//!   └─ opt       named simplification passes (part 2)
+//!   └─ autodiff  reverse-mode rules → adjoint step graph (BPTT runs it backwards)
+//!   └─ opt       named simplification passes
 //!   └─ interp    ndarray reference evaluator — the oracle
-//!   └─ runtime   data (NumPy files), dimension binding, the time loop's driver
-//!   └─ cli       the `cellc` command
+//!   └─ runtime   data (NumPy files), dimension binding, the time loop forward and back
+//!   └─ cli       the `cellc` command (`derivation` prints the BPTT equations)
+//! ```
+//!
+//! From source text to outputs, through the library:
+//!
+//! ```
+//! use cellc::check::check_source;
+//! use cellc::runtime::{data::prepare, forward::forward};
+//! use ndarray::{ArrayD, IxDyn};
+//!
+//! let cell = "cell irnn(x: [X]) {
+//!     state h: [H]
+//!     param U: [H, X], W: [H, H], b: [H]
+//!     h_t = relu(U @ x + W @ h[t-1] + b)
+//!     output h
+//! }";
+//! let step = check_source(cell).expect("a valid cell").step;
+//! let ones = |shape: &[usize]| ArrayD::<f64>::ones(IxDyn(shape));
+//! let params = vec![
+//!     ("U".to_string(), ones(&[2, 3])),
+//!     ("W".to_string(), ones(&[2, 2])),
+//!     ("b".to_string(), ones(&[2])),
+//! ];
+//! let inputs = vec![("x".to_string(), ones(&[4, 1, 3]))]; // T = 4, B = 1, X = 3
+//! let seq = prepare(&step, params, inputs, vec![], None, &Default::default(), false).unwrap();
+//! let run = forward(&step, &seq).unwrap();
+//! // h_0 = relu(3 + 0 + 1) = 4 in each unit; h_1 = 3 + (4 + 4) + 1 = 12.
+//! assert_eq!(run.outputs[0][[1, 0, 0]], 12.0);
 //! ```
 
 pub mod autodiff;
