@@ -869,5 +869,5 @@ fn reference_files_are_small() {
             count += 1;
         }
     }
-    assert_eq!(count, 8, "reference files in {}", dir.display());
+    assert_eq!(count, 9, "reference files in {}", dir.display());
 }
