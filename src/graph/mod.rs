@@ -81,10 +81,6 @@ impl Graph {
         edges.sort();
         edges.into_iter().map(|(_, s)| s).collect()
     }
-    pub fn result(&self, name: &str) -> Option<NodeId> {
-        self.results.iter().find(|r| r.name == name).map(|r| r.node)
-    }
-
     /// Copies every node of `self` into `b`, with argument `i` replaced by
     /// `args[i]`. Returns where each node of `self` went.
     pub fn inline_into(

@@ -757,7 +757,6 @@ fn row<'a, F: Real>(a: (&'a ArrayD<F>, &Type), b: usize) -> ndarray::ArrayViewD<
 /// Calls `f(b, row_b_of_result)` for each batch row (once for an unbatched result).
 fn for_batch<F: Real>(
     out: &Type,
-    _shape: &[usize],
     res: &mut ArrayD<F>,
     mut f: impl FnMut(usize, ndarray::ArrayViewMutD<F>),
 ) {
@@ -796,7 +795,7 @@ fn matvec<F: Real>(
         return w.dot(&x).into_dyn();
     }
     let mut res = ArrayD::zeros(IxDyn(shape));
-    for_batch(out, shape, &mut res, |b, mut dst| {
+    for_batch(out, &mut res, |b, mut dst| {
         let w = row(m, b).into_dimensionality::<Ix2>().expect("matrix");
         let w = if transpose { w.reversed_axes() } else { w };
         let x = row(v, b)

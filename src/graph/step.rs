@@ -79,23 +79,11 @@ pub struct StepGraph {
 }
 
 impl StepGraph {
-    /// The argument index of a state read, if the cell makes it.
-    pub fn state_arg(&self, state: usize, lag: u32) -> Option<usize> {
-        self.arg_kinds
-            .iter()
-            .position(|k| *k == ArgKind::State { state, lag })
-    }
     pub fn param_arg(&self, p: usize) -> usize {
         self.arg_kinds
             .iter()
             .position(|k| *k == ArgKind::Param(p))
             .expect("every parameter is an argument")
-    }
-    pub fn input_arg(&self, i: usize) -> usize {
-        self.arg_kinds
-            .iter()
-            .position(|k| *k == ArgKind::Input(i))
-            .expect("every input is an argument")
     }
     /// Index of the result giving state `s`'s new value.
     pub fn state_result(&self, s: usize) -> usize {
