@@ -2,38 +2,36 @@
 //! contract describes them: the arrays `G.npz` holds, their agreement with the
 //! library's BPTT, the cotangent file's rules, and its errors.
 
+mod common;
+
 use cellc::autodiff::differentiate_step;
 use cellc::check::check_source;
 use cellc::runtime::backward::{Cotangents, backward};
 use cellc::runtime::data::prepare;
 use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use common::{cellc, scratch};
 use ndarray::{ArrayD, Dimension, IxDyn};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-struct Scratch(PathBuf);
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("cellc-grad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-fn cellc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cellc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+/// `cellc grad CELL --params p.npz --input x.npy --cotangent COT REST...` in `dir`.
+fn grad(dir: &Path, cell: &str, cotangent: &str, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "grad",
+        cell,
+        "--params",
+        "p.npz",
+        "--input",
+        "x.npy",
+        "--cotangent",
+        cotangent,
+    ];
+    args.extend_from_slice(rest);
+    cellc(dir, &args)
 }
 
 fn model(name: &str) -> String {
-    format!("{}/models/{name}.cell", env!("CARGO_MANIFEST_DIR"))
+    common::model_path(name)
 }
 
 fn det(shape: &[usize], seed: usize) -> ArrayD<f64> {
@@ -128,22 +126,11 @@ fn library_grads(
 fn grad_writes_every_parameter_input_and_initial_state_gradient() {
     let dir = scratch("lstm");
     let f = write_files(&dir.0, "lstm", true);
-    let out = cellc(
+    let out = grad(
         &dir.0,
-        &[
-            "grad",
-            &model("lstm"),
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--cotangent",
-            "dy.npz",
-            "--dtype",
-            "f64",
-            "-o",
-            "g.npz",
-        ],
+        &model("lstm"),
+        "dy.npz",
+        &["--dtype", "f64", "-o", "g.npz"],
     );
     assert!(
         out.status.success(),
@@ -173,21 +160,7 @@ fn grad_writes_every_parameter_input_and_initial_state_gradient() {
     let gh = f64s(&g.iter().find(|(n, _)| n == "h.init").unwrap().1.data);
     assert_eq!(gh.shape(), &[3, 4]);
     // float32 by default.
-    let out = cellc(
-        &dir.0,
-        &[
-            "grad",
-            &model("lstm"),
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--cotangent",
-            "dy.npz",
-            "-o",
-            "g32.npz",
-        ],
-    );
+    let out = grad(&dir.0, &model("lstm"), "dy.npz", &["-o", "g32.npz"]);
     assert!(out.status.success());
     let g32 = read_npz(&dir.0.join("g32.npz")).unwrap();
     assert!(matches!(g32[0].1.data, ArrayData::F32(_)));
@@ -202,17 +175,11 @@ fn grad_with_lengths_and_reverse_matches_the_library() {
         &ArrayData::Int(ndarray::arr1(&[4i64, 2, 0]).into_dyn()),
     )
     .unwrap();
-    let out = cellc(
+    let out = grad(
         &dir.0,
+        &model("higher_order_rnn"),
+        "dy.npz",
         &[
-            "grad",
-            &model("higher_order_rnn"),
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--cotangent",
-            "dy.npz",
             "--lengths",
             "l.npy",
             "--reverse",
@@ -243,22 +210,9 @@ fn learned_initial_state_gradient_is_the_batch_sum_unless_supplied() {
     write_files(&dir.0, "learned_init_rnn", false);
     let cell = model("learned_init_rnn");
     let run = |extra: &[&str], out: &str| {
-        let mut args = vec![
-            "grad",
-            cell.as_str(),
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--cotangent",
-            "dy.npz",
-            "--dtype",
-            "f64",
-            "-o",
-            out,
-        ];
-        args.extend_from_slice(extra);
-        let o = cellc(&dir.0, &args);
+        let mut rest = vec!["--dtype", "f64", "-o", out];
+        rest.extend_from_slice(extra);
+        let o = grad(&dir.0, &cell, "dy.npz", &rest);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         read_npz(&dir.0.join(out)).unwrap()
     };
@@ -309,21 +263,7 @@ fn cotangent_errors_name_the_array_and_leave_no_file() {
     ];
     for (what, arrays, needle) in cases {
         write_npz(&dir.0.join("bad.npz"), &arrays).unwrap();
-        let out = cellc(
-            &dir.0,
-            &[
-                "grad",
-                &model("lstm"),
-                "--params",
-                "p.npz",
-                "--input",
-                "x.npy",
-                "--cotangent",
-                "bad.npz",
-                "-o",
-                "g.npz",
-            ],
-        );
+        let out = grad(&dir.0, &model("lstm"), "bad.npz", &["-o", "g.npz"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
         assert!(err.contains(needle), "{what}: {err}");
@@ -337,21 +277,7 @@ fn cotangent_errors_name_the_array_and_leave_no_file() {
         &[("C.last".into(), ArrayData::F64(det(&[3, 4], 2)))],
     )
     .unwrap();
-    let out = cellc(
-        &dir.0,
-        &[
-            "grad",
-            &model("lstm"),
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--cotangent",
-            "c.npz",
-            "-o",
-            "g.npz",
-        ],
-    );
+    let out = grad(&dir.0, &model("lstm"), "c.npz", &["-o", "g.npz"]);
     assert!(
         out.status.success(),
         "{}",

@@ -1,34 +1,13 @@
 //! Bugs found by review, each kept from coming back.
 
-use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
-use ndarray::{ArrayD, IxDyn};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-struct Scratch(PathBuf);
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("cellc-regr-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-fn cellc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cellc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use common::{cellc, scratch, stderr};
+use ndarray::{ArrayD, IxDyn};
+
 fn model(name: &str) -> String {
-    format!("{}/models/{name}.cell", env!("CARGO_MANIFEST_DIR"))
+    common::model_path(name)
 }
 fn f32s(shape: &[usize], v: f32) -> ArrayData {
     ArrayData::F32(ArrayD::from_elem(IxDyn(shape), v))
@@ -210,36 +189,21 @@ fn a_scalar_output_is_t_b_1_and_its_cotangent_may_be_too() {
         "cell e(x: [X]) {\n state h: [H]\n param W, U\n h_t = tanh(W @ h_{t-1} + U @ x_t)\n E_t = sum(h_t * h_t)\n output E\n}\n",
     )
     .unwrap();
-    let o = cellc(
-        &dir.0,
-        &[
-            "run", "e.cell", "-D", "X=2", "-D", "H=3", "--seq", "4", "--batch", "2", "-o", "o.npz",
-        ],
-    );
+    // `cellc COMMAND e.cell` on generated data, T = 4, B = 2.
+    let on_data = |command: &str, rest: &[&str]| {
+        let mut args = vec![
+            command, "e.cell", "-D", "X=2", "-D", "H=3", "--seq", "4", "--batch", "2",
+        ];
+        args.extend_from_slice(rest);
+        cellc(&dir.0, &args)
+    };
+    let o = on_data("run", &["-o", "o.npz"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = read_npz(&dir.0.join("o.npz")).unwrap();
     assert_eq!(out[0].1.shape(), &[4, 2, 1]);
     for shape in [&[4, 2, 1][..], &[4, 2][..]] {
         write_npz(&dir.0.join("dy.npz"), &[("E".into(), f32s(shape, 1.0))]).unwrap();
-        let o = cellc(
-            &dir.0,
-            &[
-                "grad",
-                "e.cell",
-                "-D",
-                "X=2",
-                "-D",
-                "H=3",
-                "--seq",
-                "4",
-                "--batch",
-                "2",
-                "--cotangent",
-                "dy.npz",
-                "-o",
-                "g.npz",
-            ],
-        );
+        let o = on_data("grad", &["--cotangent", "dy.npz", "-o", "g.npz"]);
         assert!(o.status.success(), "{shape:?}: {}", stderr(&o));
     }
     write_npz(
@@ -247,23 +211,7 @@ fn a_scalar_output_is_t_b_1_and_its_cotangent_may_be_too() {
         &[("E".into(), f32s(&[4, 2, 3], 1.0))],
     )
     .unwrap();
-    let o = cellc(
-        &dir.0,
-        &[
-            "grad",
-            "e.cell",
-            "-D",
-            "X=2",
-            "-D",
-            "H=3",
-            "--seq",
-            "4",
-            "--batch",
-            "2",
-            "--cotangent",
-            "dy.npz",
-        ],
-    );
+    let o = on_data("grad", &["--cotangent", "dy.npz"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("[T, B, 1]: a scalar output"),

@@ -8,6 +8,8 @@ use cellc::graph::step::StepGraph;
 use cellc::runtime::backward::Cotangents;
 use cellc::runtime::data::{Sequences, prepare, size};
 use ndarray::{ArrayD, IxDyn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// SplitMix64, uniform in [-1, 1).
 pub struct Rng(pub u64);
@@ -113,4 +115,33 @@ pub fn model_path(model: &str) -> String {
 /// Whether `a` and `b` agree to `rel`, relative to the larger of them or `floor`.
 pub fn close(a: f64, b: f64, rel: f64, floor: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(floor)
+}
+
+/// A scratch directory for one test, removed when the test ends.
+pub struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch(name: &str) -> Scratch {
+    let dir = std::env::temp_dir().join(format!("cellc-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
+}
+
+/// Runs the `cellc` binary in `dir`.
+pub fn cellc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
