@@ -12,7 +12,7 @@ use crate::runtime::data::{self, Named, Sequences, size};
 use crate::runtime::forward;
 use crate::runtime::npy::{self, ArrayData, NpyArray};
 use clap::{Parser, Subcommand, ValueEnum};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
@@ -467,7 +467,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         ));
     }
     let defs = bind::defines(&d.define)?;
-    let mut rng = Rng::new(d.seed);
+    let mut rng = crate::rng::SplitMix64::new(d.seed);
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
     // Generated data needs every dimension bound up front. A free size that
     // only an unused parameter has (nothing fixes it) is set to 1.
@@ -844,38 +844,4 @@ fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData
         );
     }
     out
-}
-
-/// A small deterministic generator for demo data (SplitMix64).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn uniform<F: Real>(&mut self, shape: &[usize], k: f64) -> ArrayD<F> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-            F::from_f64((2.0 * self.unit() - 1.0) * k).unwrap_or_else(F::zero)
-        })
-    }
-    pub fn normal<F: Real>(&mut self, shape: &[usize]) -> ArrayD<F> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || {
-            // Box–Muller.
-            let u = self.unit().max(1e-300);
-            let v = self.unit();
-            let z = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-            F::from_f64(z).unwrap_or_else(F::zero)
-        })
-    }
 }
