@@ -8,34 +8,16 @@
 //! the adjoint step sees zero cotangents for such rows and, being linear in
 //! them, adds nothing to any gradient.
 
-use super::data::Sequences;
 use super::forward::{
     Trajectory, forward_with, history_depth, initial_history, position, step_args,
 };
+use super::types::Sequences;
+pub use super::types::{Cotangents, Gradients};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
 use crate::interp::{self, EvalError};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, IxDyn};
-
-/// Cotangents of what a run produced: per output `[T, B, ...]`, per state its
-/// final value `[B, n]`; `None` is zero.
-#[derive(Clone, Debug)]
-pub struct Cotangents<F> {
-    pub outputs: Vec<Option<ArrayD<F>>>,
-    pub last: Vec<Option<Array2<F>>>,
-}
-
-/// Gradients of the loss `Σ ⟨cotangent, value⟩`.
-#[derive(Clone, Debug)]
-pub struct Gradients<F> {
-    /// By parameter (a learned initial state `NAME_0` among them).
-    pub params: Vec<ArrayD<F>>,
-    /// By input, `[T, B, n]`.
-    pub inputs: Vec<Array3<F>>,
-    /// By state: the gradient of its initial value, `[B, n]`.
-    pub init: Vec<Array2<F>>,
-}
 
 /// Keep only the rows of valid sequences; zero the others.
 fn mask_rows<F: Real>(a: &mut ArrayD<F>, valid: &[bool]) {
@@ -107,7 +89,7 @@ pub fn backward_from<F: Real>(
                 sig.ty
                     .dims
                     .iter()
-                    .map(|d| super::data::size(d, &seq.bindings)),
+                    .map(|d| super::types::size(d, &seq.bindings)),
             );
             let mut c = ArrayD::zeros(IxDyn(&shape));
             if let Some(all) = &cot.outputs[o] {

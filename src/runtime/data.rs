@@ -3,7 +3,8 @@
 //! dimension is. Every error names the array and says what was expected.
 
 use super::bind::{BindError, Constraint, bind};
-use crate::graph::dim::{Bindings, Dim, shape_string};
+pub use super::types::{Cotangents, Sequences, size};
+use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3};
@@ -60,29 +61,6 @@ pub enum DataError {
     Lengths(String),
     #[error(transparent)]
     Bind(#[from] BindError),
-}
-
-/// Everything a run over sequences needs, checked against the cell.
-#[derive(Clone, Debug)]
-pub struct Sequences<F> {
-    /// By parameter index.
-    pub params: Vec<ArrayD<F>>,
-    /// By input index, `[T, B, n]`.
-    pub inputs: Vec<Array3<F>>,
-    /// By state index: an initial value given at run time, `[B, n]`.
-    pub init: Vec<Option<Array2<F>>>,
-    /// Each sequence's length; `None` means all are `T` long.
-    pub lengths: Option<Vec<usize>>,
-    pub reverse: bool,
-    pub bindings: Bindings,
-    pub steps: usize,
-    pub batch: usize,
-}
-
-impl<F> Sequences<F> {
-    pub fn length(&self, b: usize) -> usize {
-        self.lengths.as_ref().map_or(self.steps, |l| l[b])
-    }
 }
 
 /// Named arrays as they come from files.
@@ -278,11 +256,6 @@ pub fn prepare<F: Real>(
     })
 }
 
-/// A dimension's value under the bindings (all are bound after [`prepare`]).
-pub fn size(d: &Dim, bindings: &Bindings) -> usize {
-    d.eval(bindings).map_or(0, |v| v.max(0) as usize)
-}
-
 /// Matches a cotangent file to the cell: one `[T, B, ...]` array per output
 /// name, `NAME.last` `[B, n]` per state; any other name is an error, and what
 /// is left out is zero.
@@ -290,7 +263,7 @@ pub fn cotangents<F: Real>(
     step: &StepGraph,
     seq: &Sequences<F>,
     named: Named<F>,
-) -> Result<super::backward::Cotangents<F>, DataError> {
+) -> Result<Cotangents<F>, DataError> {
     let mut outputs: Vec<Option<ArrayD<F>>> = vec![None; step.outputs.len()];
     let mut last: Vec<Option<Array2<F>>> = vec![None; step.states.len()];
     for (name, a) in named {
@@ -358,10 +331,7 @@ pub fn cotangents<F: Real>(
 
 /// Ones for every output and no cotangent for final states: the gradient of
 /// the sum of all outputs.
-pub fn ones_cotangents<F: Real>(
-    step: &StepGraph,
-    seq: &Sequences<F>,
-) -> super::backward::Cotangents<F> {
+pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Cotangents<F> {
     let outputs = step
         .outputs
         .iter()

@@ -6,34 +6,12 @@
 //! reads the value `k` iterations earlier: the initial value for `k` = iteration
 //! + 1, zeros before it.
 
-use super::data::{Sequences, size};
+pub use super::types::{Saved, Trajectory};
+use super::types::{Sequences, size};
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
 use crate::interp::{self, EvalError};
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
-
-/// Per iteration, the extra results of the graph run (BPTT's residuals).
-pub type Saved<F> = Vec<Vec<ArrayD<F>>>;
-
-/// What a forward run produces.
-#[derive(Clone, Debug)]
-pub struct Trajectory<F> {
-    /// By output: `[T, B, ...]` at each step's own time position.
-    pub outputs: Vec<ArrayD<F>>,
-    /// By state: the value after the last valid step, `[B, n]`.
-    pub last: Vec<Array2<F>>,
-    /// By state: `history[s][K + i]` is the value after iteration `i`;
-    /// `history[s][K - 1]` the initial value, and below it zeros, with
-    /// `K = max(1, max lag)`.
-    pub history: Vec<Vec<Array2<F>>>,
-}
-
-impl<F> Trajectory<F> {
-    /// The value of state `s` that iteration `i` reads `lag` steps back.
-    pub fn read(&self, s: usize, i: usize, lag: u32, k: usize) -> &Array2<F> {
-        &self.history[s][k + i - lag as usize]
-    }
-}
 
 /// How far back the history goes: at least the initial value.
 pub fn history_depth(step: &StepGraph) -> usize {

@@ -7,3 +7,4 @@ pub mod data;
 pub mod forward;
 pub mod npy;
 pub mod training;
+pub mod types;

@@ -1,0 +1,77 @@
+//! The runtime's own types: what a run over sequences takes (checked
+//! sequences), what the forward pass gives (a trajectory), and what BPTT takes
+//! and gives (cotangents, gradients). The time-loop drivers and the kernels
+//! read these; loading (`data`) and commands (`cli`) build them.
+
+use crate::graph::dim::{Bindings, Dim};
+use ndarray::{Array2, Array3, ArrayD};
+
+/// Everything a run over sequences needs, checked against the cell.
+#[derive(Clone, Debug)]
+pub struct Sequences<F> {
+    /// By parameter index.
+    pub params: Vec<ArrayD<F>>,
+    /// By input index, `[T, B, n]`.
+    pub inputs: Vec<Array3<F>>,
+    /// By state index: an initial value given at run time, `[B, n]`.
+    pub init: Vec<Option<Array2<F>>>,
+    /// Each sequence's length; `None` means all are `T` long.
+    pub lengths: Option<Vec<usize>>,
+    pub reverse: bool,
+    pub bindings: Bindings,
+    pub steps: usize,
+    pub batch: usize,
+}
+
+impl<F> Sequences<F> {
+    pub fn length(&self, b: usize) -> usize {
+        self.lengths.as_ref().map_or(self.steps, |l| l[b])
+    }
+}
+
+/// A dimension's value under the bindings (all are bound after `data::prepare`).
+pub fn size(d: &Dim, bindings: &Bindings) -> usize {
+    d.eval(bindings).map_or(0, |v| v.max(0) as usize)
+}
+
+/// Per iteration, the extra results of the graph run (BPTT's residuals).
+pub type Saved<F> = Vec<Vec<ArrayD<F>>>;
+
+/// What a forward run produces.
+#[derive(Clone, Debug)]
+pub struct Trajectory<F> {
+    /// By output: `[T, B, ...]` at each step's own time position.
+    pub outputs: Vec<ArrayD<F>>,
+    /// By state: the value after the last valid step, `[B, n]`.
+    pub last: Vec<Array2<F>>,
+    /// By state: `history[s][K + i]` is the value after iteration `i`;
+    /// `history[s][K - 1]` the initial value, and below it zeros, with
+    /// `K = max(1, max lag)`.
+    pub history: Vec<Vec<Array2<F>>>,
+}
+
+impl<F> Trajectory<F> {
+    /// The value of state `s` that iteration `i` reads `lag` steps back.
+    pub fn read(&self, s: usize, i: usize, lag: u32, k: usize) -> &Array2<F> {
+        &self.history[s][k + i - lag as usize]
+    }
+}
+
+/// Cotangents of what a run produced: per output `[T, B, ...]`, per state its
+/// final value `[B, n]`; `None` is zero.
+#[derive(Clone, Debug)]
+pub struct Cotangents<F> {
+    pub outputs: Vec<Option<ArrayD<F>>>,
+    pub last: Vec<Option<Array2<F>>>,
+}
+
+/// Gradients of the loss `Σ ⟨cotangent, value⟩`.
+#[derive(Clone, Debug)]
+pub struct Gradients<F> {
+    /// By parameter (a learned initial state `NAME_0` among them).
+    pub params: Vec<ArrayD<F>>,
+    /// By input, `[T, B, n]`.
+    pub inputs: Vec<Array3<F>>,
+    /// By state: the gradient of its initial value, `[B, n]`.
+    pub init: Vec<Array2<F>>,
+}
