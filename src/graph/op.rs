@@ -15,7 +15,7 @@
 
 use super::dim::{Bindings, Dim, Type};
 use super::{Builder, NodeId};
-use ndarray::{ArrayD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use std::fmt;
 
 /// The float types the interpreter evaluates in.
@@ -356,7 +356,7 @@ impl Op {
     pub fn eval<F: Real>(
         &self,
         out: &Type,
-        args: &[(&ArrayD<F>, &Type)],
+        args: &[(&ArrayViewD<'_, F>, &Type)],
         ctx: &EvalCtx,
     ) -> Result<ArrayD<F>, String> {
         let shape = out.array_shape(ctx.batch, ctx.bindings)?;
@@ -470,7 +470,7 @@ impl Op {
                 let rows: Vec<ArrayD<F>> = if t.batched {
                     a.outer_iter().map(|r| r.to_owned()).collect()
                 } else {
-                    vec![a.clone()]
+                    vec![a.to_owned()]
                 };
                 for (b, r) in rows.iter().enumerate() {
                     let flat: Vec<F> = r.iter().copied().collect();
@@ -500,7 +500,7 @@ impl Op {
                 .ok_or("broadcast: shapes do not line up")?
                 .to_owned(),
             Op::BatchSum => args[0].0.sum_axis(Axis(0)),
-            Op::StopGradient => args[0].0.clone(),
+            Op::StopGradient => args[0].0.to_owned(),
         })
     }
 
@@ -719,7 +719,11 @@ fn first_max<F: Real>(v: &[F]) -> Option<usize> {
 /// A view of an operand with axes inserted so that ndarray's broadcasting lines
 /// it up with the result: a batch axis of length 1 for an unbatched operand of a
 /// batched result, trailing axes of length 1 for a scalar.
-fn align<'a, F: Real>(a: &'a ArrayD<F>, t: &Type, out: &Type) -> ndarray::ArrayViewD<'a, F> {
+fn align<'a, F: Real>(
+    a: &'a ArrayViewD<'_, F>,
+    t: &Type,
+    out: &Type,
+) -> ndarray::ArrayViewD<'a, F> {
     let mut v = a.view();
     if out.batched && !t.batched {
         v.insert_axis_inplace(Axis(0));
@@ -734,7 +738,7 @@ fn align<'a, F: Real>(a: &'a ArrayD<F>, t: &Type, out: &Type) -> ndarray::ArrayV
 /// An outer product's operand with a batch axis when the result has one, and
 /// a new axis of length 1 at `axis` (counted after the batch axis).
 fn lift<'a, F: Real>(
-    x: (&'a ArrayD<F>, &Type),
+    x: (&'a ArrayViewD<'_, F>, &Type),
     batched: bool,
     axis: usize,
 ) -> ndarray::ArrayViewD<'a, F> {
@@ -746,7 +750,7 @@ fn lift<'a, F: Real>(
 }
 
 /// Row `b` of a possibly batched operand.
-fn row<'a, F: Real>(a: (&'a ArrayD<F>, &Type), b: usize) -> ndarray::ArrayViewD<'a, F> {
+fn row<'a, F: Real>(a: (&'a ArrayViewD<'_, F>, &Type), b: usize) -> ndarray::ArrayViewD<'a, F> {
     if a.1.batched {
         a.0.index_axis(Axis(0), b)
     } else {
@@ -770,8 +774,8 @@ fn for_batch<F: Real>(
 }
 
 fn matvec<F: Real>(
-    m: (&ArrayD<F>, &Type),
-    v: (&ArrayD<F>, &Type),
+    m: (&ArrayViewD<'_, F>, &Type),
+    v: (&ArrayViewD<'_, F>, &Type),
     out: &Type,
     shape: &[usize],
     transpose: bool,

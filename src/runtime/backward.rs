@@ -9,61 +9,79 @@
 //! them, adds nothing to any gradient.
 
 use super::forward::{
-    Trajectory, forward_with, history_depth, initial_history, position, step_args,
+    Iteration, gather_rows, history_depth, initial_history, input_scratch, input_view, run_forward,
+    step_args,
 };
-use super::types::Sequences;
+use super::kernel::{Interpreted, KernelError, StepKernel};
 pub use super::types::{Cotangents, Gradients};
+use super::types::{Sequences, Trajectory, size};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
-use crate::interp::{self, EvalError};
-use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{Array3, ArrayD, ArrayView3, ArrayViewD, ArrayViewMutD, Axis, Ix2, IxDyn};
 
 /// Keep only the rows of valid sequences; zero the others.
-fn mask_rows<F: Real>(a: &mut ArrayD<F>, valid: &[bool]) {
+fn mask_rows<F: Real>(a: &mut ArrayD<F>, it: &Iteration) {
     for (b, mut row) in a.outer_iter_mut().enumerate() {
-        if !valid[b] {
+        if !it.valid(b) {
             row.fill(F::zero());
         }
     }
 }
 
+/// BPTT with the interpreter.
 pub fn backward<F: Real>(
     step: &StepGraph,
     adj: &StepAdjoint,
     seq: &Sequences<F>,
     cot: &Cotangents<F>,
-) -> Result<Gradients<F>, EvalError> {
+) -> Result<Gradients<F>, KernelError> {
     Ok(backward_from(step, adj, seq, cot, initial_history(step, seq))?.1)
 }
 
-/// BPTT starting from a given state history (per state, the `K` values before
-/// the first iteration), for runs cut into chunks. Also returns the forward
-/// trajectory. The gradient of the history's values is returned for its
-/// latest value only (`init`); a learned initial state collects it when
-/// `seq.init` gives no value in its place.
+/// BPTT with the interpreter, starting from a given state history (per state
+/// `[K, B, n]`, the values before the first iteration), for runs cut into
+/// chunks; also returns the forward trajectory. See [`run_backward`].
 pub fn backward_from<F: Real>(
     step: &StepGraph,
     adj: &StepAdjoint,
     seq: &Sequences<F>,
     cot: &Cotangents<F>,
-    history: Vec<Vec<Array2<F>>>,
-) -> Result<(Trajectory<F>, Gradients<F>), EvalError> {
-    let (traj, saved) = forward_with(step, &adj.forward, seq, history)?;
+    history: Vec<Array3<F>>,
+) -> Result<(Trajectory<F>, Gradients<F>), KernelError> {
+    let mut forward = Interpreted::new(&adj.forward, &seq.bindings, seq.batch)?;
+    let mut adjoint = Interpreted::new(&adj.backward, &seq.bindings, seq.batch)?;
+    run_backward(step, &mut forward, &mut adjoint, seq, cot, history)
+}
+
+/// BPTT: `forward` (the kernel of BPTT's forward step, which saves residuals)
+/// runs over the sequences from `history`, then `adjoint` (the kernel of the
+/// adjoint step) from the last iteration to the first. The gradient of the
+/// history's values is returned for its latest value only (`init`); a learned
+/// initial state collects it when `seq.init` gives no value in its place.
+pub fn run_backward<F: Real>(
+    step: &StepGraph,
+    forward: &mut dyn StepKernel<F>,
+    adjoint: &mut dyn StepKernel<F>,
+    seq: &Sequences<F>,
+    cot: &Cotangents<F>,
+    history: Vec<Array3<F>>,
+) -> Result<(Trajectory<F>, Gradients<F>), KernelError> {
+    let (traj, residuals) = run_forward(step, forward, seq, history)?;
     let k = history_depth(step);
-    let t_len = seq.steps;
-    let batch = seq.batch;
-    let mut hbar: Vec<Vec<Array2<F>>> = traj
+    let (t_len, batch) = (seq.steps, seq.batch);
+    let mut hbar: Vec<Array3<F>> = traj
         .history
         .iter()
-        .map(|h| h.iter().map(|v| Array2::zeros(v.dim())).collect())
+        .map(|h| Array3::zeros(h.raw_dim()))
         .collect();
+    // With T = 0 the final value is the initial one.
     for (s, c) in cot.last.iter().enumerate() {
         if let Some(c) = c {
-            hbar[s][k + t_len - 1] += c;
+            let mut slot = hbar[s].index_axis_mut(Axis(0), k + t_len - 1);
+            slot += c;
         }
     }
-    // With T = 0 the final value is the initial one.
     let mut params: Vec<ArrayD<F>> = seq
         .params
         .iter()
@@ -74,70 +92,112 @@ pub fn backward_from<F: Real>(
         .iter()
         .map(|x| Array3::zeros(x.raw_dim()))
         .collect();
-    for it in (0..t_len).rev() {
-        let valid: Vec<bool> = (0..batch).map(|b| position(seq, b, it).is_some()).collect();
-        let mut args = step_args(step, seq, &traj.history, it);
-        args.extend(saved[it].iter().cloned());
-        for h in &hbar {
-            let mut c = h[k + it].clone().into_dyn();
-            mask_rows(&mut c, &valid);
-            args.push(c);
-        }
-        for (o, sig) in step.outputs.iter().enumerate() {
+    let mut cotangents: Vec<ArrayD<F>> = adjoint
+        .result_shapes()
+        .iter()
+        .map(|sh| ArrayD::zeros(IxDyn(sh)))
+        .collect();
+    let mut in_scratch = input_scratch(seq);
+    let mut state_scratch: Vec<ArrayD<F>> = hbar
+        .iter()
+        .map(|h| ArrayD::zeros(IxDyn(&h.shape()[1..])))
+        .collect();
+    let mut output_scratch: Vec<ArrayD<F>> = step
+        .outputs
+        .iter()
+        .map(|o| {
             let mut shape = vec![batch];
-            shape.extend(
-                sig.ty
-                    .dims
-                    .iter()
-                    .map(|d| super::types::size(d, &seq.bindings)),
-            );
-            let mut c = ArrayD::zeros(IxDyn(&shape));
-            if let Some(all) = &cot.outputs[o] {
-                for b in 0..batch {
-                    if let Some(pos) = position(seq, b, it) {
-                        c.index_axis_mut(Axis(0), b)
-                            .assign(&all.index_axis(Axis(0), pos).index_axis(Axis(0), b));
+            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
+            ArrayD::zeros(IxDyn(&shape))
+        })
+        .collect();
+    let history: Vec<ArrayView3<F>> = traj.history.iter().map(|h| h.view()).collect();
+
+    for it in (0..t_len).rev() {
+        let iter = Iteration::new(seq, it);
+        let all_valid = (0..batch).all(|b| iter.valid(b));
+        {
+            let inputs: Vec<ArrayViewD<F>> = in_scratch
+                .iter_mut()
+                .enumerate()
+                .map(|(i, sc)| input_view(seq, i, &iter, sc))
+                .collect();
+            let mut args = step_args(step, seq, &inputs, &history, k, it);
+            args.extend(residuals.iter().map(|r| r.index_axis(Axis(0), it)));
+            // Rows past their length get no cotangent: they took no step.
+            for (h, sc) in hbar.iter().zip(state_scratch.iter_mut()) {
+                let c = h.index_axis(Axis(0), k + it);
+                if all_valid {
+                    args.push(c.into_dyn());
+                } else {
+                    sc.assign(&c);
+                    mask_rows(sc, &iter);
+                    let sc: &ArrayD<F> = sc;
+                    args.push(sc.view());
+                }
+            }
+            for (o, sc) in output_scratch.iter_mut().enumerate() {
+                match (&cot.outputs[o], iter.uniform) {
+                    (Some(all), Some(pos)) => args.push(all.index_axis(Axis(0), pos)),
+                    (Some(all), None) => {
+                        gather_rows(all.view(), &iter, sc);
+                        let sc: &ArrayD<F> = sc;
+                        args.push(sc.view());
+                    }
+                    // Stays zero: nothing is ever gathered into it.
+                    (None, _) => {
+                        let sc: &ArrayD<F> = sc;
+                        args.push(sc.view());
                     }
                 }
             }
-            args.push(c);
+            let mut results: Vec<ArrayViewMutD<F>> =
+                cotangents.iter_mut().map(|c| c.view_mut()).collect();
+            adjoint.run(&args, &mut results)?;
         }
-        let refs: Vec<&ArrayD<F>> = args.iter().collect();
-        let res = interp::eval(&adj.backward, &refs, &seq.bindings, batch)?;
         for (a, kind) in step.arg_kinds.iter().enumerate() {
+            let g = &cotangents[a];
             match *kind {
-                ArgKind::Param(p) => params[p] += &res[a],
+                ArgKind::Param(p) => params[p] += g,
                 ArgKind::Input(i) => {
                     for b in 0..batch {
-                        if let Some(pos) = position(seq, b, it) {
+                        if let Some(pos) = iter.positions[b] {
                             let mut dst = inputs[i].index_axis_mut(Axis(0), pos);
                             let mut dst = dst.index_axis_mut(Axis(0), b);
-                            dst += &res[a].index_axis(Axis(0), b);
+                            dst += &g.index_axis(Axis(0), b);
                         }
                     }
                 }
                 ArgKind::State { state, lag } => {
-                    let g = res[a]
-                        .view()
-                        .into_dimensionality::<Ix2>()
-                        .expect("a state's cotangent is [B, n]");
-                    hbar[state][k + it - lag as usize] += &g;
+                    let g = g.view().into_dimensionality::<Ix2>().map_err(|_| {
+                        KernelError::StateShape {
+                            state: step.states[state].name.clone(),
+                            found: g.shape().to_vec(),
+                            expected: hbar[state].shape()[1..].to_vec(),
+                        }
+                    })?;
+                    let mut slot = hbar[state].index_axis_mut(Axis(0), k + it - lag as usize);
+                    slot += &g;
                 }
             }
         }
         // Rows past their length carried the state unchanged.
-        for h in hbar.iter_mut() {
-            let (lower, upper) = h.split_at_mut(k + it);
-            for (b, _) in valid.iter().enumerate().filter(|(_, v)| !**v) {
-                {
-                    let up = upper[0].row(b).to_owned();
-                    let mut low = lower[k + it - 1].row_mut(b);
-                    low += &up;
+        if !all_valid {
+            for h in hbar.iter_mut() {
+                let (mut lower, upper) = h.view_mut().split_at(Axis(0), k + it);
+                let mut low = lower.index_axis_mut(Axis(0), k + it - 1);
+                let up = upper.index_axis(Axis(0), 0);
+                for b in (0..batch).filter(|&b| !iter.valid(b)) {
+                    let mut row = low.row_mut(b);
+                    row += &up.row(b);
                 }
             }
         }
     }
-    let init: Vec<Array2<F>> = hbar.iter().map(|h| h[k - 1].clone()).collect();
+    let init: Vec<_> = hbar
+        .iter()
+        .map(|h| h.index_axis(Axis(0), k - 1).to_owned())
+        .collect();
     // A learned initial value collects its state's gradient over the batch,
     // unless a value was given at run time in its place.
     for (s, sig) in step.states.iter().enumerate() {

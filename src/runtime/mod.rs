@@ -5,6 +5,7 @@ pub mod backward;
 pub mod bind;
 pub mod data;
 pub mod forward;
+pub mod kernel;
 pub mod npy;
 pub mod training;
 pub mod types;

@@ -19,14 +19,14 @@
 //! are not something an optimiser steps along, and are left untouched (as
 //! PyTorch's `clip_grad_norm_` and `clip_grad_value_`, which take parameters).
 
-use super::backward::{Cotangents, Gradients, backward_from};
+use super::backward::{Cotangents, Gradients, run_backward};
 use super::data::{Sequences, size};
 use super::forward::{history_depth, initial_history};
+use super::kernel::{Interpreted, KernelError, StepKernel};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
-use crate::interp::EvalError;
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Ix3, IxDyn};
+use ndarray::{Array2, Array3, ArrayD, ArrayViewD, Axis, Ix3, IxDyn, s};
 
 /// Scales all parameter gradients by `max_norm / norm` when their global norm
 /// (the 2-norm of all parameter gradient elements taken together) exceeds
@@ -153,16 +153,31 @@ pub struct TruncatedGradients<F> {
 /// Reads deeper than one step (`h_{t-2}`): a chunk needs the last `max_lag`
 /// values of each state, not just the latest. These are carried across
 /// boundaries (as constants), and each chunk runs through the runtime's own
-/// BPTT ([`backward_from`]) starting from that history.
+/// BPTT ([`run_backward`]) starting from that history.
 ///
 /// With `k >= T` the result equals a full [`backward`]. Panics if `k == 0`.
+/// Runs the interpreter; [`run_truncated`] takes any kernels.
 pub fn truncated_bptt<F: Real>(
     step: &StepGraph,
     adj: &StepAdjoint,
     seq: &Sequences<F>,
     cot: &Cotangents<F>,
     k: usize,
-) -> Result<TruncatedGradients<F>, EvalError> {
+) -> Result<TruncatedGradients<F>, KernelError> {
+    let mut forward = Interpreted::new(&adj.forward, &seq.bindings, seq.batch)?;
+    let mut adjoint = Interpreted::new(&adj.backward, &seq.bindings, seq.batch)?;
+    run_truncated(step, &mut forward, &mut adjoint, seq, cot, k)
+}
+
+/// [`truncated_bptt`] with the kernels of BPTT's forward and adjoint steps.
+pub fn run_truncated<F: Real>(
+    step: &StepGraph,
+    forward: &mut dyn StepKernel<F>,
+    adjoint: &mut dyn StepKernel<F>,
+    seq: &Sequences<F>,
+    cot: &Cotangents<F>,
+    k: usize,
+) -> Result<TruncatedGradients<F>, KernelError> {
     assert!(
         k > 0,
         "truncated_bptt: chunks must be at least one step long (k = 0)"
@@ -178,7 +193,7 @@ pub fn truncated_bptt<F: Real>(
 
     // The state history before the current chunk: the last `depth` values of
     // each state, oldest first (initially: zeros, then the initial value).
-    let mut carry: Vec<Vec<Array2<F>>> = initial_history(step, seq);
+    let mut carry: Vec<Array3<F>> = initial_history(step, seq);
     let mut params: Vec<ArrayD<F>> = seq
         .params
         .iter()
@@ -218,7 +233,10 @@ pub fn truncated_bptt<F: Real>(
             init: if c == 0 {
                 seq.init.clone()
             } else {
-                carry.iter().map(|h| h.last().cloned()).collect()
+                carry
+                    .iter()
+                    .map(|h| Some(h.index_axis(Axis(0), depth - 1).to_owned()))
+                    .collect()
             },
             lengths: seq.lengths.as_ref().map(|_| map.lengths.clone()),
             reverse: seq.reverse,
@@ -251,7 +269,7 @@ pub fn truncated_bptt<F: Real>(
                 .collect(),
         };
 
-        let (traj, g) = backward_from(step, adj, &chunk, &chunk_cot, carry)?;
+        let (traj, g) = run_backward(step, forward, adjoint, &chunk, &chunk_cot, carry)?;
 
         for (acc, g) in params.iter_mut().zip(&g.params) {
             *acc += g;
@@ -267,13 +285,13 @@ pub fn truncated_bptt<F: Real>(
         }
         carry = traj
             .history
-            .into_iter()
-            .map(|mut h| h.split_off(h.len() - depth))
+            .iter()
+            .map(|h| h.slice(s![h.len_of(Axis(0)) - depth.., .., ..]).to_owned())
             .collect();
     }
     let last = carry
-        .into_iter()
-        .map(|mut h| h.pop().expect("the latest value"))
+        .iter()
+        .map(|h| h.index_axis(Axis(0), depth - 1).to_owned())
         .collect();
     Ok(TruncatedGradients {
         gradients: Gradients {

@@ -4,7 +4,7 @@
 //! read these; loading (`data`) and commands (`cli`) build them.
 
 use crate::graph::dim::{Bindings, Dim};
-use ndarray::{Array2, Array3, ArrayD};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis};
 
 /// Everything a run over sequences needs, checked against the cell.
 #[derive(Clone, Debug)]
@@ -34,8 +34,9 @@ pub fn size(d: &Dim, bindings: &Bindings) -> usize {
     d.eval(bindings).map_or(0, |v| v.max(0) as usize)
 }
 
-/// Per iteration, the extra results of the graph run (BPTT's residuals).
-pub type Saved<F> = Vec<Vec<ArrayD<F>>>;
+/// By residual (an extra result of the forward step, which BPTT's adjoint
+/// step reads back): its value at every iteration, `[T, ...]`.
+pub type Residuals<F> = Vec<ArrayD<F>>;
 
 /// What a forward run produces.
 #[derive(Clone, Debug)]
@@ -44,16 +45,16 @@ pub struct Trajectory<F> {
     pub outputs: Vec<ArrayD<F>>,
     /// By state: the value after the last valid step, `[B, n]`.
     pub last: Vec<Array2<F>>,
-    /// By state: `history[s][K + i]` is the value after iteration `i`;
-    /// `history[s][K - 1]` the initial value, and below it zeros, with
-    /// `K = max(1, max lag)`.
-    pub history: Vec<Vec<Array2<F>>>,
+    /// By state, `[K + T, B, n]` with `K = max(1, max lag)`: at `K + i` the
+    /// value after iteration `i`; at `K - 1` the initial value, and below it
+    /// zeros (or, for a run continuing an earlier one, what it ended with).
+    pub history: Vec<Array3<F>>,
 }
 
 impl<F> Trajectory<F> {
     /// The value of state `s` that iteration `i` reads `lag` steps back.
-    pub fn read(&self, s: usize, i: usize, lag: u32, k: usize) -> &Array2<F> {
-        &self.history[s][k + i - lag as usize]
+    pub fn read(&self, s: usize, i: usize, lag: u32, k: usize) -> ArrayView2<'_, F> {
+        self.history[s].index_axis(Axis(0), k + i - lag as usize)
     }
 }
 

@@ -1,0 +1,107 @@
+//! The kernel interface: one step of a cell, compiled for fixed sizes and a
+//! batch, that reads its arguments from views and writes its results into
+//! buffers the caller allocated. The time-loop drivers (`forward`, `backward`,
+//! `truncated`) only ever call kernels, so the interpreter and the native back
+//! end plug in the same way and are tested against each other.
+//!
+//! Calling convention, for the graph a kernel was made from: `args` in the
+//! graph's argument order, each of the shape [`StepKernel::arg_shapes`] gives;
+//! `results` in its result order, of the shapes [`StepKernel::result_shapes`]
+//! gives (unbatched results have no batch axis). Every result buffer is
+//! overwritten; a kernel keeps nothing from one call to the next.
+
+use crate::graph::Graph;
+use crate::graph::dim::{Bindings, Type};
+use crate::graph::op::Real;
+use crate::interp::{self, EvalError};
+use ndarray::{ArrayViewD, ArrayViewMutD};
+
+/// Why a kernel could not be made or run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("the new value of state `{state}` has shape {found:?}, the state {expected:?}")]
+    StateShape {
+        state: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("the size of `{name}` cannot be computed: {message}")]
+    Size { name: String, message: String },
+}
+
+/// One compiled step.
+pub trait StepKernel<F: Real> {
+    /// The shape of each argument, in order.
+    fn arg_shapes(&self) -> &[Vec<usize>];
+    /// The shape of each result, in order.
+    fn result_shapes(&self) -> &[Vec<usize>];
+    /// Runs the step once.
+    fn run(
+        &mut self,
+        args: &[ArrayViewD<'_, F>],
+        results: &mut [ArrayViewMutD<'_, F>],
+    ) -> Result<(), KernelError>;
+}
+
+/// The reference implementation: the interpreter, one op at a time.
+pub struct Interpreted<'g> {
+    graph: &'g Graph,
+    bindings: Bindings,
+    batch: usize,
+    arg_shapes: Vec<Vec<usize>>,
+    result_shapes: Vec<Vec<usize>>,
+}
+
+impl<'g> Interpreted<'g> {
+    pub fn new(
+        graph: &'g Graph,
+        bindings: &Bindings,
+        batch: usize,
+    ) -> Result<Interpreted<'g>, KernelError> {
+        let shape_of = |name: &str, ty: &Type| {
+            ty.array_shape(batch, bindings)
+                .map_err(|message| KernelError::Size {
+                    name: name.to_string(),
+                    message,
+                })
+        };
+        let arg_shapes = graph
+            .args
+            .iter()
+            .map(|a| shape_of(&a.name, &a.ty))
+            .collect::<Result<_, _>>()?;
+        let result_shapes = graph
+            .results
+            .iter()
+            .map(|r| shape_of(&r.name, &graph.node(r.node).ty))
+            .collect::<Result<_, _>>()?;
+        Ok(Interpreted {
+            graph,
+            bindings: bindings.clone(),
+            batch,
+            arg_shapes,
+            result_shapes,
+        })
+    }
+}
+
+impl<F: Real> StepKernel<F> for Interpreted<'_> {
+    fn arg_shapes(&self) -> &[Vec<usize>] {
+        &self.arg_shapes
+    }
+
+    fn result_shapes(&self) -> &[Vec<usize>] {
+        &self.result_shapes
+    }
+
+    fn run(
+        &mut self,
+        args: &[ArrayViewD<'_, F>],
+        results: &mut [ArrayViewMutD<'_, F>],
+    ) -> Result<(), KernelError> {
+        interp::eval_into(self.graph, args, results, &self.bindings, self.batch)?;
+        Ok(())
+    }
+}
