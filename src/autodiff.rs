@@ -7,8 +7,8 @@
 //! gradient from each). The result takes the forward arguments plus one
 //! cotangent per forward result, and returns one cotangent per forward argument.
 //!
-//! [`differentiate_step`] applies it to a cell's step graph for
-//! backpropagation through time and splits the outcome in two:
+//! [`split_step`] takes the adjoint of a cell's step graph, for
+//! backpropagation through time, and splits it in two:
 //!
 //! * the **forward step** (the step graph plus *residuals*: the forward values
 //!   the backward step needs, as extra results), run by the forward pass;
@@ -26,7 +26,6 @@ use crate::graph::dim::Type;
 use crate::graph::op::{Op, ShapeError};
 use crate::graph::step::StepGraph;
 use crate::graph::{Arg, Builder, Graph, NodeId, Output};
-use crate::opt;
 use std::collections::HashMap;
 
 /// The adjoint of `g`: arguments are `g`'s arguments, then a cotangent for each
@@ -96,9 +95,7 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
         });
     }
     b.graph.results = results;
-    let out = b.finish();
-    out.verify().map_err(|e| ShapeError::Other(e.to_string()))?;
-    Ok(out)
+    Ok(b.finish())
 }
 
 /// A step graph's forward and adjoint steps, for BPTT.
@@ -111,8 +108,8 @@ pub struct StepAdjoint {
     /// the step's arguments.
     pub backward: Graph,
     pub n_residuals: usize,
-    /// The simplified adjoint before the split (forward and backward in one
-    /// graph), for showing and for checking.
+    /// The adjoint before the split (forward and backward in one graph), for
+    /// showing and for checking.
     pub combined: Graph,
 }
 
@@ -140,26 +137,26 @@ impl StepAdjoint {
 
     /// Node-count ratio of the adjoint step to the step (arguments not counted).
     pub fn ratio(&self, step: &StepGraph) -> f64 {
-        opt::op_count(&self.backward) as f64 / opt::op_count(&step.graph).max(1) as f64
+        self.backward.op_count() as f64 / step.graph.op_count().max(1) as f64
     }
 }
 
-/// Differentiates a cell's step and splits the result into a forward step that
-/// saves residuals and an adjoint step that uses them.
-pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
-    let g = &step.graph;
-    // The runtime hands every result a batched cotangent.
-    let cot_types: Vec<Type> = g
-        .results
+/// Cotangent types for `g`'s results, every one batched: what the runtime
+/// hands a step graph's results in BPTT.
+pub fn batched_cotangent_types(g: &Graph) -> Vec<Type> {
+    g.results
         .iter()
-        .map(|r| {
-            let t = &g.node(r.node).ty;
-            Type::new(true, t.dims.clone())
-        })
-        .collect();
-    let combined = opt::simplify(&adjoint(g, &cot_types)?)?;
+        .map(|r| Type::new(true, g.node(r.node).ty.dims.clone()))
+        .collect()
+}
+
+/// Splits `combined`, the (simplified) adjoint of a cell's step graph with
+/// [`batched_cotangent_types`], into a forward step that saves residuals and an
+/// adjoint step that reads them. The two are left unsimplified: the pipeline
+/// (`crate::pipeline::differentiate_step`) runs the passes around this one.
+pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, ShapeError> {
+    let g = &step.graph;
     let n_args = g.args.len();
-    let n_forward_results = g.results.len();
 
     // A node is on the backward side if it depends on a cotangent argument.
     let mut backward_side = vec![false; combined.len()];
@@ -257,7 +254,7 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
         });
     }
     fb.graph.results = fresults;
-    let forward = opt::simplify(&fb.finish())?;
+    let forward = fb.finish();
 
     // The adjoint step: the backward side, reading residuals as arguments.
     let mut bargs: Vec<Arg> = g.args.clone();
@@ -308,14 +305,7 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, ShapeError> {
             node: bmap[&r.node.index()],
         })
         .collect();
-    let backward = opt::simplify(&bb.finish())?;
-    forward
-        .verify()
-        .map_err(|e| ShapeError::Other(e.to_string()))?;
-    backward
-        .verify()
-        .map_err(|e| ShapeError::Other(e.to_string()))?;
-    let _ = n_forward_results;
+    let backward = bb.finish();
     Ok(StepAdjoint {
         forward,
         backward,

@@ -229,7 +229,7 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
         ))
     })?;
     let file = path.display().to_string();
-    let checked = crate::check::check_source(&text).map_err(|f| Failure(f.render(&file)))?;
+    let checked = crate::pipeline::check_source(&text).map_err(|f| Failure(f.render(&file)))?;
     let source = crate::syntax::normalize_source(&text);
     if !checked.warnings.is_empty() {
         eprint!("{}", render_all(&checked.warnings, &file, &source));
@@ -345,7 +345,7 @@ fn cmd_graph(
     if grad {
         let out = match unroll {
             None => {
-                let adj = crate::autodiff::differentiate_step(&step)?;
+                let adj = crate::pipeline::differentiate_step(&step)?;
                 let mut out = show(
                     &adj.forward,
                     &format!(
@@ -363,8 +363,8 @@ fn cmd_graph(
                     &format!(
                         "adjoint step {} ({} ops; the step has {}: ratio {:.2})",
                         step.name,
-                        crate::opt::op_count(&adj.backward),
-                        crate::opt::op_count(&step.graph),
+                        adj.backward.op_count(),
+                        step.graph.op_count(),
                         adj.ratio(&step)
                     ),
                 ));
@@ -376,13 +376,8 @@ fn cmd_graph(
                 ));
             }
             Some(t) => {
-                let g = crate::unroll::unroll(&step, t)?;
-                let cot: Vec<crate::graph::dim::Type> = g
-                    .results
-                    .iter()
-                    .map(|r| crate::graph::dim::Type::new(true, g.node(r.node).ty.dims.clone()))
-                    .collect();
-                let adj = crate::opt::simplify(&crate::autodiff::adjoint(&g, &cot)?)?;
+                let g = crate::pipeline::unrolled(&step, t)?;
+                let adj = crate::pipeline::adjoint_of(&g)?;
                 show(&adj, &format!("adjoint of unrolled {} T={t}", step.name))
             }
         };
@@ -398,7 +393,7 @@ fn cmd_graph(
             ));
         }
         Some(t) => (
-            crate::unroll::unroll(&step, t)?,
+            crate::pipeline::unrolled(&step, t)?,
             format!("unrolled {} T={t}", step.name),
         ),
     };
@@ -731,7 +726,7 @@ fn cmd_run<F: Real>(path: &Path, d: &DataArgs, out: Option<&Path>) -> Result<(),
 
 fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
     let step = load_cell(path)?;
-    let adj = crate::autodiff::differentiate_step(&step)?;
+    let adj = crate::pipeline::differentiate_step(&step)?;
     let style = match format {
         EqFormat::Text => crate::derivation::Style::Text,
         EqFormat::Latex => crate::derivation::Style::Latex,
@@ -761,7 +756,7 @@ fn cmd_grad<F: Real>(
             crate::runtime::data::ones_cotangents(&step, &seq)
         }
     };
-    let adj = crate::autodiff::differentiate_step(&step)?;
+    let adj = crate::pipeline::differentiate_step(&step)?;
     let g = crate::runtime::backward::backward(&step, &adj, &seq, &cot)?;
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
     for (p, sig) in step.params.iter().enumerate() {

@@ -50,6 +50,7 @@ pub mod diagnostic;
 pub mod graph;
 pub mod interp;
 pub mod opt;
+pub mod pipeline;
 pub mod rng;
 pub mod runtime;
 pub mod syntax;

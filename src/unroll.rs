@@ -84,8 +84,6 @@ pub fn unroll(step: &StepGraph, steps: usize) -> Result<Graph, ShapeError> {
         });
     }
     b.graph.results = results;
-    let g = b.finish();
-    g.verify()
-        .map_err(|e| ShapeError::Other(format!("unrolling broke the graph: {e}")))?;
-    Ok(g)
+    // The pipeline verifies what every pass leaves.
+    Ok(b.finish())
 }

@@ -2,11 +2,10 @@
 //! the residuals it saves, the adjoint step (with its node-count ratio to the
 //! step in the title), and the backward equations `cellc bptt` prints.
 
-use cellc::autodiff::differentiate_step;
 use cellc::check::check_source;
 use cellc::derivation::{Style, bptt_equations};
 use cellc::graph::print;
-use cellc::opt::op_count;
+use cellc::pipeline::differentiate_step;
 
 #[test]
 fn adjoint_snapshots() {
@@ -22,8 +21,8 @@ fn adjoint_snapshots() {
         );
         let mut out = format!(
             "adjoint step: {} ops, step: {} ops, ratio {ratio:.2}; {} residuals saved per step ({} numbers per sequence)\n\n",
-            op_count(&adj.backward),
-            op_count(&step.graph),
+            adj.backward.op_count(),
+            step.graph.op_count(),
             adj.n_residuals,
             adj.saved_per_step(&step)
         );

@@ -4,8 +4,8 @@
 
 mod common;
 
-use cellc::autodiff::differentiate_step;
 use cellc::check::check_source;
+use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, backward};
 use cellc::runtime::data::prepare;
 use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};

@@ -4,10 +4,11 @@
 
 mod common;
 
-use cellc::autodiff::{adjoint, differentiate_step};
+use cellc::autodiff::adjoint;
 use cellc::graph::dim::Type;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
+use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Gradients, backward};
 use cellc::runtime::forward::forward;
 use common::{Problem, close, load, problem};

@@ -68,11 +68,12 @@
 //! differentiable within `eps` of the point), the entry is skipped and
 //! counted; a wrong rule with a smooth loss is still reported.
 
-use cellc::autodiff::{adjoint, differentiate_step};
+use cellc::autodiff::adjoint;
 use cellc::check::check_source;
 use cellc::graph::dim::{Bindings, Type};
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
+use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::data::{Sequences, prepare, size};
 use cellc::runtime::forward::{forward, initial_states};
@@ -1922,7 +1923,7 @@ fn run_case(case: &Case, mode: Mode, stats: &Mutex<Stats>) -> Result<(), Outcome
             st.max_ratio = ratio;
             st.max_ratio_cell = text.clone();
         }
-        if cellc::opt::op_count(&step.graph) >= 10 && ratio > st.max_ratio_big {
+        if step.graph.op_count() >= 10 && ratio > st.max_ratio_big {
             st.max_ratio_big = ratio;
             st.max_ratio_big_cell = text.clone();
         }

@@ -11,9 +11,9 @@
 
 mod common;
 
-use cellc::autodiff::differentiate_step;
 use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
+use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::data::{Sequences, size};
 use cellc::runtime::forward::forward;

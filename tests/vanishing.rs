@@ -11,9 +11,9 @@
 //! respect to e_{t-k} is ∂a_t/∂a_{t-k}. `cargo test --release --test vanishing
 //! -- --nocapture` prints the table quoted in docs/bptt.md.
 
-use cellc::autodiff::differentiate_step;
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
+use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, backward};
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;

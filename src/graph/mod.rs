@@ -109,6 +109,13 @@ impl Graph {
         Ok(map)
     }
 
+    /// Nodes other than arguments: what the node-count ratio of an adjoint counts.
+    pub fn op_count(&self) -> usize {
+        self.node_ids()
+            .filter(|n| !matches!(self.node(*n).op, Op::Arg(_)))
+            .count()
+    }
+
     /// Checks the invariants every stage relies on: topological order, operand
     /// positions, arities and shape rules, argument and result references.
     pub fn verify(&self) -> Result<(), VerifyError> {

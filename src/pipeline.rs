@@ -1,0 +1,170 @@
+//! The passes in order, and the verifier after each one, as Cranelift's
+//! `Context` runs its passes: a stage transforms a graph and returns it; only
+//! this module decides what runs after what, and it checks every graph a pass
+//! leaves, so that a broken invariant is reported by the pass that broke it.
+//!
+//! ```text
+//! text ─ check ─→ step graph ─┬─ unroll ─→ unrolled graph ─ adjoint ─ simplify
+//!                             └─ adjoint ─ simplify ─ split ─┬─ simplify ─→ forward step
+//!                                                            └─ simplify ─→ adjoint step
+//! ```
+//!
+//! The step graph that `run` executes is the checked one, unsimplified: a
+//! rewrite such as `x·0 → 0` is exact for numbers but not for NaN, and `run`
+//! promises to propagate NaN. (A schedule pass for the native back end comes
+//! after these.)
+//!
+//! Enters: source text or a checked step graph. Leaves: verified graphs, or a
+//! [`PassError`] naming the pass.
+
+use crate::autodiff::{self, StepAdjoint};
+use crate::graph::op::ShapeError;
+use crate::graph::step::StepGraph;
+use crate::graph::{Graph, VerifyError};
+use crate::{opt, unroll};
+use std::fmt;
+
+pub use crate::check::{Checked, Failed, check_source};
+
+/// The graph passes, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Unroll,
+    Adjoint,
+    Simplify,
+    Split,
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pass::Unroll => "unroll",
+            Pass::Adjoint => "adjoint",
+            Pass::Simplify => "simplify",
+            Pass::Split => "split",
+        })
+    }
+}
+
+/// Why a pass failed: an op's shape rule refused what the pass built, or the
+/// graph it left breaks an invariant of the IR. Either is a compiler bug for
+/// a checked cell, and says where it is.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PassError {
+    #[error("{pass}: {source}")]
+    Shape {
+        pass: Pass,
+        #[source]
+        source: ShapeError,
+    },
+    #[error("{pass} left an invalid graph: {source}")]
+    Invalid {
+        pass: Pass,
+        #[source]
+        source: VerifyError,
+    },
+}
+
+fn verified(pass: Pass, g: Graph) -> Result<Graph, PassError> {
+    g.verify()
+        .map_err(|source| PassError::Invalid { pass, source })?;
+    Ok(g)
+}
+
+fn shape(pass: Pass) -> impl Fn(ShapeError) -> PassError {
+    move |source| PassError::Shape { pass, source }
+}
+
+/// The simplification passes.
+pub fn simplify(g: &Graph) -> Result<Graph, PassError> {
+    verified(
+        Pass::Simplify,
+        opt::simplify(g).map_err(shape(Pass::Simplify))?,
+    )
+}
+
+/// The step graph unrolled over `steps` steps.
+pub fn unrolled(step: &StepGraph, steps: usize) -> Result<Graph, PassError> {
+    verified(
+        Pass::Unroll,
+        unroll::unroll(step, steps).map_err(shape(Pass::Unroll))?,
+    )
+}
+
+/// The simplified adjoint of any graph, every result's cotangent batched.
+pub fn adjoint_of(g: &Graph) -> Result<Graph, PassError> {
+    let cotangent_types = autodiff::batched_cotangent_types(g);
+    let adj = verified(
+        Pass::Adjoint,
+        autodiff::adjoint(g, &cotangent_types).map_err(shape(Pass::Adjoint))?,
+    )?;
+    simplify(&adj)
+}
+
+/// BPTT's two kernels for a step graph: adjoint, simplify, split into a
+/// forward step that saves residuals and an adjoint step that reads them,
+/// then simplify each.
+pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, PassError> {
+    let cotangent_types = autodiff::batched_cotangent_types(&step.graph);
+    let adj = verified(
+        Pass::Adjoint,
+        autodiff::adjoint(&step.graph, &cotangent_types).map_err(shape(Pass::Adjoint))?,
+    )?;
+    let combined = simplify(&adj)?;
+    let split = autodiff::split_step(step, combined).map_err(shape(Pass::Split))?;
+    let forward = simplify(&verified(Pass::Split, split.forward)?)?;
+    let backward = simplify(&verified(Pass::Split, split.backward)?)?;
+    Ok(StepAdjoint {
+        forward,
+        backward,
+        ..split
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{NodeId, Output};
+
+    #[test]
+    fn an_invalid_graph_is_reported_by_the_pass_that_left_it() {
+        let mut g = Graph::new(vec![]);
+        g.results.push(Output {
+            name: "y".into(),
+            node: NodeId::new(3),
+        });
+        let e = verified(Pass::Split, g).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PassError::Invalid {
+                    pass: Pass::Split,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "split left an invalid graph: invalid graph at %3: result y names a missing node"
+        );
+    }
+
+    #[test]
+    fn bptt_kernels_are_verified_and_simplified() {
+        let cell = "cell rnn(x: [X]) {
+            state h: [H]
+            param W, U, b
+            h_t = tanh(W @ h[t-1] + U @ x + b)
+            output h
+        }";
+        let step = check_source(cell).unwrap().step;
+        let adj = differentiate_step(&step).unwrap();
+        for g in [&adj.forward, &adj.backward, &adj.combined] {
+            g.verify().unwrap();
+            // Simplification has nothing left to do.
+            let again = opt::simplify(g).unwrap();
+            assert_eq!(again.op_count(), g.op_count());
+        }
+    }
+}
