@@ -215,10 +215,12 @@ pub fn run_truncated<F: Real>(
         })
         .collect();
 
+    // The parameters are copied once and moved from chunk to chunk.
+    let mut chunk_params = seq.params.clone();
     for c in 0..chunks {
         let map = ChunkMap::new(seq, c * k, k.min(t_len - c * k));
         let chunk = Sequences {
-            params: seq.params.clone(),
+            params: std::mem::take(&mut chunk_params),
             inputs: seq
                 .inputs
                 .iter()
@@ -269,7 +271,9 @@ pub fn run_truncated<F: Real>(
                 .collect(),
         };
 
-        let (traj, g) = run_backward(step, forward, adjoint, &chunk, &chunk_cot, carry)?;
+        let run = run_backward(step, forward, adjoint, &chunk, &chunk_cot, carry);
+        chunk_params = chunk.params;
+        let (traj, g) = run?;
 
         for (acc, g) in params.iter_mut().zip(&g.params) {
             *acc += g;
