@@ -127,8 +127,14 @@ pub enum ShapeError {
         left: Type,
         right: Type,
     },
-    #[error("{0}")]
-    Other(String),
+    /// An argument's type is the graph's, not an op's.
+    #[error("arguments are typed by the graph")]
+    ArgumentType,
+    #[error("`{op}` takes {expected}")]
+    Batch {
+        op: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// How a shape rule compares sizes: the verifier asks for equality, the checker
@@ -235,7 +241,7 @@ impl Op {
             }
         };
         Ok(match self {
-            Op::Arg(_) => return Err(ShapeError::Other("arguments are typed by the graph".into())),
+            Op::Arg(_) => return Err(ShapeError::ArgumentType),
             Op::Const(_) | Op::DimSize(_) => {
                 arity(0)?;
                 Type::scalar(false)
@@ -298,9 +304,10 @@ impl Op {
                 rank(args[0], 1, "a vector")?;
                 rank(args[1], 1, "a vector")?;
                 if !(args[0].batched && args[1].batched) {
-                    return Err(ShapeError::Other(
-                        "outer_sum takes two batches of vectors".into(),
-                    ));
+                    return Err(ShapeError::Batch {
+                        op: "outer_sum",
+                        expected: "two batches of vectors",
+                    });
                 }
                 Type::new(
                     false,
@@ -343,7 +350,10 @@ impl Op {
             Op::BatchSum => {
                 arity(1)?;
                 if !args[0].batched {
-                    return Err(ShapeError::Other("batch_sum of an unbatched value".into()));
+                    return Err(ShapeError::Batch {
+                        op: "batch_sum",
+                        expected: "a batched value",
+                    });
                 }
                 Type::new(false, args[0].dims.clone())
             }
