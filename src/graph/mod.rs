@@ -10,6 +10,7 @@
 
 pub mod dim;
 pub mod op;
+pub mod parse;
 pub mod print;
 pub mod step;
 
