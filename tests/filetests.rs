@@ -10,12 +10,12 @@
 //! - `test parse`: the graph printed again, or `error: ` and the reader's error.
 //!
 //! Every file is run and every failure reported at once, with the file and a
-//! line diff. `FILETESTS_BLESS=1` rewrites each expectation with what the test
+//! line diff; a `VerifyError` variant that no file makes is a failure too. `FILETESTS_BLESS=1` rewrites each expectation with what the test
 //! made instead: for writing a new file, never in CI (it refuses when `CI` is
 //! set). A blessed expectation is a claim like any other: read it.
 
 use cellc::graph::parse::parse_titled;
-use cellc::graph::print;
+use cellc::graph::{VerifyError, print};
 use cellc::opt::simplify;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -93,10 +93,38 @@ fn split(text: &str) -> Result<FileTest, String> {
     })
 }
 
-/// What the test kind makes of the input.
-fn run(kind: &str, input: &str) -> Result<String, String> {
+/// Every kind of verifier error, each of which has a file in `verify/`.
+const VERIFY_ERRORS: [&str; 8] = [
+    "OperandNotBefore",
+    "OperandPositions",
+    "ArgumentWithOperands",
+    "MissingArgument",
+    "Shape",
+    "TypeMismatch",
+    "UnresolvedSize",
+    "MissingResultNode",
+];
+
+/// Does not compile when a variant is added, so that it is added above.
+fn verify_error_kind(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::OperandNotBefore { .. } => "OperandNotBefore",
+        VerifyError::OperandPositions { .. } => "OperandPositions",
+        VerifyError::ArgumentWithOperands { .. } => "ArgumentWithOperands",
+        VerifyError::MissingArgument { .. } => "MissingArgument",
+        VerifyError::Shape { .. } => "Shape",
+        VerifyError::TypeMismatch { .. } => "TypeMismatch",
+        VerifyError::UnresolvedSize { .. } => "UnresolvedSize",
+        VerifyError::MissingResultNode { .. } => "MissingResultNode",
+    }
+}
+
+/// What the test kind makes of the input, and the kind of verifier error if
+/// one was the result.
+fn run(kind: &str, input: &str) -> Result<(String, Option<&'static str>), String> {
     let read = parse_titled(input);
-    Ok(match kind {
+    let mut error_kind = None;
+    let text = match kind {
         "parse" => match read {
             Ok((title, g)) => print::text(&g, &title),
             Err(e) => format!("error: {e}\n"),
@@ -105,7 +133,10 @@ fn run(kind: &str, input: &str) -> Result<String, String> {
             let (_, g) = read.map_err(|e| format!("the input does not read: {e}"))?;
             match g.verify() {
                 Ok(()) => "ok\n".into(),
-                Err(e) => format!("{e}\n"),
+                Err(e) => {
+                    error_kind = Some(verify_error_kind(&e));
+                    format!("{e}\n")
+                }
             }
         }
         "simplify" => {
@@ -116,7 +147,8 @@ fn run(kind: &str, input: &str) -> Result<String, String> {
             print::text(&s, &title)
         }
         k => return Err(format!("unknown test kind `{k}` (parse, verify, simplify)")),
-    })
+    };
+    Ok((text, error_kind))
 }
 
 /// Expected and actual lines, `-` for a line only expected, `+` for one only
@@ -167,6 +199,7 @@ fn filetests() {
     assert!(!files.is_empty(), "no .ir files in {}", dir.display());
     let mut failures = Vec::new();
     let mut blessed = 0;
+    let mut verify_errors_seen = Vec::new();
     for path in &files {
         let name = path
             .strip_prefix(&dir)
@@ -182,7 +215,10 @@ fn filetests() {
             }
         };
         let actual = match run(&test.kind, &test.input) {
-            Ok(a) => normalised(&a),
+            Ok((a, error_kind)) => {
+                verify_errors_seen.extend(error_kind);
+                normalised(&a)
+            }
             Err(e) => {
                 failures.push(format!("{name}: {e}"));
                 continue;
@@ -215,6 +251,13 @@ fn filetests() {
                 test.kind,
                 diff(&expected, &actual)
             )),
+        }
+    }
+    for kind in VERIFY_ERRORS {
+        if !verify_errors_seen.contains(&kind) {
+            failures.push(format!(
+                "verify/: no file makes a VerifyError::{kind}; each kind has one"
+            ));
         }
     }
     if blessed > 0 {
