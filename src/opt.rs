@@ -263,20 +263,15 @@ fn rewrite(
             let r = b.graph.operands(args[1]);
             match common_cuts(b, &l, &r) {
                 Some(pairs) => {
-                    let batched = ty.batched;
                     let mut parts = Vec::new();
+                    // Zeros are made only for a piece zero on both sides, so
+                    // that the rule leaves no unused node behind.
                     for (len, x, y) in pairs {
-                        let z =
-                            |b: &mut Builder| b.leaf(Op::Zeros(Type::vector(batched, len.clone())));
-                        let x = match x {
-                            Some(x) => x,
-                            None => z(b)?,
-                        };
-                        let y = match y {
-                            Some(y) => y,
-                            None => z(b)?,
-                        };
-                        parts.push(add_simplified(b, x, y)?);
+                        parts.push(match (x, y) {
+                            (Some(x), Some(y)) => b.binary(Binary::Add, x, y)?,
+                            (Some(x), None) | (None, Some(x)) => x,
+                            (None, None) => b.leaf(Op::Zeros(Type::vector(ty.batched, len)))?,
+                        });
                     }
                     Some(Rewrite::Build(Op::Concat, parts))
                 }
@@ -321,15 +316,4 @@ fn common_cuts(b: &Builder, l: &[NodeId], r: &[NodeId]) -> Option<Pieces> {
         }
     }
     (lc.is_none() && rc.is_none()).then_some(out)
-}
-
-/// `x + y`, skipping a zero operand.
-fn add_simplified(b: &mut Builder, x: NodeId, y: NodeId) -> Result<NodeId, ShapeError> {
-    if is_zero(b, x) {
-        Ok(y)
-    } else if is_zero(b, y) {
-        Ok(x)
-    } else {
-        b.binary(Binary::Add, x, y)
-    }
 }

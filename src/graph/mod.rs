@@ -10,8 +10,12 @@
 
 pub mod dim;
 pub mod op;
+pub mod parse;
 pub mod print;
 pub mod step;
+pub mod verify;
+
+pub use verify::VerifyError;
 
 use dim::Type;
 use op::{DimEq, Op, ShapeError, Strict};
@@ -115,73 +119,6 @@ impl Graph {
             .filter(|n| !matches!(self.node(*n).op, Op::Arg(_)))
             .count()
     }
-
-    /// Checks the invariants every stage relies on: topological order, operand
-    /// positions, arities and shape rules, argument and result references.
-    pub fn verify(&self) -> Result<(), VerifyError> {
-        let err = |n: NodeId, msg: String| VerifyError {
-            node: n.index(),
-            message: msg,
-        };
-        for n in self.node_ids() {
-            let node = self.node(n);
-            let mut positions: Vec<u32> = Vec::new();
-            for e in self.dag.edges_directed(n, Direction::Incoming) {
-                if e.source().index() >= n.index() {
-                    return Err(err(
-                        n,
-                        format!("operand %{} is not before it", e.source().index()),
-                    ));
-                }
-                positions.push(*e.weight());
-            }
-            positions.sort();
-            if positions.iter().enumerate().any(|(i, &p)| p as usize != i) {
-                return Err(err(
-                    n,
-                    format!("operand positions {positions:?} are not 0..n"),
-                ));
-            }
-            let ty = match &node.op {
-                Op::Arg(i) => match self.args.get(*i) {
-                    Some(a) if positions.is_empty() => a.ty.clone(),
-                    Some(_) => return Err(err(n, "an argument has operands".into())),
-                    None => return Err(err(n, format!("argument {i} does not exist"))),
-                },
-                op => {
-                    let operands = self.operands(n);
-                    let types: Vec<&Type> = operands.iter().map(|o| &self.node(*o).ty).collect();
-                    op.result_type(&types, &mut Strict)
-                        .map_err(|e| err(n, e.to_string()))?
-                }
-            };
-            if ty != node.ty {
-                return Err(err(
-                    n,
-                    format!("has type {} but its op gives {}", node.ty, ty),
-                ));
-            }
-            if ty.dims.iter().any(|d| d.has_vars()) {
-                return Err(err(n, format!("type {ty} has an unresolved size")));
-            }
-        }
-        for r in &self.results {
-            if r.node.index() >= self.len() {
-                return Err(VerifyError {
-                    node: r.node.index(),
-                    message: format!("result {} names a missing node", r.name),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("invalid graph at %{node}: {message}")]
-pub struct VerifyError {
-    pub node: usize,
-    pub message: String,
 }
 
 /// Adds nodes to a graph, typing each by its op's shape rule.

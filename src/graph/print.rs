@@ -3,9 +3,15 @@
 
 use super::op::Op;
 use super::{Graph, NodeId};
+use petgraph::Direction;
+use petgraph::visit::EdgeRef;
 use std::fmt::Write;
 
 /// One line per node: `%6 = matvec %0, %5 : [B, H]  # f`, then the results.
+/// [`super::parse::parse`] reads it back. An argument is written by name; by
+/// number (`arg7`, the op's own name) only in a graph the verifier rejects,
+/// where it does not exist or has operands; so are operand positions (`%3@2`)
+/// that are not `0..n`.
 pub fn text(g: &Graph, title: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{title}");
@@ -26,13 +32,29 @@ pub fn text(g: &Graph, title: &str) -> String {
 
 fn describe(g: &Graph, n: NodeId) -> String {
     let node = g.node(n);
-    if let Op::Arg(i) = node.op {
-        return format!("arg {}", g.args[i].name);
+    let mut edges: Vec<(u32, usize)> = g
+        .dag
+        .edges_directed(n, Direction::Incoming)
+        .map(|e| (*e.weight(), e.source().index()))
+        .collect();
+    edges.sort();
+    if let Op::Arg(i) = node.op
+        && let Some(a) = g.args.get(i)
+        && edges.is_empty()
+    {
+        return format!("arg {}", a.name);
     }
-    let operands: Vec<String> = g
-        .operands(n)
+    // Positions are written only when they are not 0..n, which the verifier rejects.
+    let in_order = edges.iter().enumerate().all(|(k, (p, _))| *p as usize == k);
+    let operands: Vec<String> = edges
         .iter()
-        .map(|o| format!("%{}", o.index()))
+        .map(|(p, o)| {
+            if in_order {
+                format!("%{o}")
+            } else {
+                format!("%{o}@{p}")
+            }
+        })
         .collect();
     if operands.is_empty() {
         node.op.name()
@@ -86,7 +108,7 @@ pub fn dot(g: &Graph, title: &str) -> String {
 
 fn describe_op(g: &Graph, n: NodeId) -> String {
     match g.node(n).op {
-        Op::Arg(i) => format!("arg {}", g.args[i].name),
+        Op::Arg(i) if i < g.args.len() => format!("arg {}", g.args[i].name),
         ref op => op.name(),
     }
 }
