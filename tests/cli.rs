@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use cellc::rng::SplitMix64;
 use cellc::runtime::npy::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis, Ix2, Ix3, IxDyn, s};
 
@@ -189,26 +190,6 @@ fn assert_run_fails(dir: &Path, args: &[&str], needles: &[&str]) -> Run {
 // ---------------------------------------------------------------------------
 // Data
 // ---------------------------------------------------------------------------
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    /// Uniform in [-1, 1).
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f32> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || (self.next() * scale) as f32)
-    }
-}
 
 type Named = Vec<(String, ArrayD<f32>)>;
 
@@ -437,13 +418,13 @@ fn drive(
 }
 
 /// `models/lstm.cell`.
-fn lstm_params(rng: &mut Rng, h: usize, x: usize) -> Named {
+fn lstm_params(rng: &mut SplitMix64, h: usize, x: usize) -> Named {
     let mut p = Named::new();
     for n in ["W_f", "W_i", "W_C", "W_o"] {
-        p.push((n.into(), rng.array(&[h, h + x], 0.6)));
+        p.push((n.into(), rng.uniform::<f32>(&[h, h + x], 0.6)));
     }
     for n in ["b_f", "b_i", "b_C", "b_o"] {
-        p.push((n.into(), rng.array(&[h], 0.3)));
+        p.push((n.into(), rng.uniform::<f32>(&[h], 0.3)));
     }
     p
 }
@@ -580,9 +561,9 @@ const H: usize = 4;
 const X: usize = 3;
 
 fn lstm_data(dir: &Path, seed: u64) -> LstmData {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let p = lstm_params(&mut rng, H, X);
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     LstmData { p, x }
@@ -1389,24 +1370,24 @@ fn run_accepts_a_two_axis_input_as_batch_one() {
     );
 }
 
-fn context_data(rng: &mut Rng, h: usize, x: usize, k: usize, y: usize) -> Named {
+fn context_data(rng: &mut SplitMix64, h: usize, x: usize, k: usize, y: usize) -> Named {
     vec![
-        ("U".into(), rng.array(&[h, x], 0.7)),
-        ("W".into(), rng.array(&[h, h], 0.7)),
-        ("F".into(), rng.array(&[h, k], 0.7)),
-        ("V".into(), rng.array(&[y, h], 0.7)),
-        ("G".into(), rng.array(&[y, k], 0.7)),
+        ("U".into(), rng.uniform::<f32>(&[h, x], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[h, h], 0.7)),
+        ("F".into(), rng.uniform::<f32>(&[h, k], 0.7)),
+        ("V".into(), rng.uniform::<f32>(&[y, h], 0.7)),
+        ("G".into(), rng.uniform::<f32>(&[y, k], 0.7)),
     ]
 }
 
 #[test]
 fn run_two_inputs_from_an_npz() {
     let dir = scratch("run-inputs");
-    let mut rng = Rng::new(5);
+    let mut rng = SplitMix64::new(5);
     let (h, x, k, y) = (4, 3, 2, 6);
     let p = context_data(&mut rng, h, x, k, y);
-    let xs = rng.array(&[T, B, x], 1.0);
-    let cs = rng.array(&[T, B, k], 1.0);
+    let xs = rng.uniform::<f32>(&[T, B, x], 1.0);
+    let cs = rng.uniform::<f32>(&[T, B, k], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npz(&dir.join("xs.npz"), &named(&[("x", &xs), ("c", &cs)]));
     // Order in the archive does not matter.
@@ -1455,9 +1436,9 @@ fn run_two_inputs_from_an_npz() {
 #[test]
 fn run_from_an_initial_state_continues_a_sequence() {
     let dir = scratch("run-init");
-    let mut rng = Rng::new(6);
+    let mut rng = SplitMix64::new(6);
     let p = lstm_params(&mut rng, H, X);
-    let x = rng.array(&[2 * T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[2 * T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("full.npy"), &x);
     save_npy(
@@ -1510,7 +1491,7 @@ fn run_from_an_initial_state_continues_a_sequence() {
         "--init changes the result"
     );
     // Against the reference, with only one of the states given (the other starts at zero).
-    let h0 = rng.array(&[B, H], 1.0);
+    let h0 = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("h_only.npz"), &named(&[("h", &h0)]));
     let out = run("first.npy", &["--init", "h_only.npz"], "h_only_out.npz");
     let zeros = ArrayD::<f32>::zeros(IxDyn(&[B, H]));
@@ -1528,10 +1509,10 @@ fn run_from_an_initial_state_continues_a_sequence() {
 #[test]
 fn run_lengths_zero_the_outputs_past_each_length() {
     let dir = scratch("run-lengths");
-    let mut rng = Rng::new(7);
+    let mut rng = SplitMix64::new(7);
     let p = lstm_params(&mut rng, H, X);
     let batch = 4;
-    let x = rng.array(&[T, batch, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, batch, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     let lengths = [3i64, 0, 5, 1];
@@ -1589,9 +1570,9 @@ fn run_lengths_zero_the_outputs_past_each_length() {
 fn run_length_zero_keeps_the_initial_state() {
     let dir = scratch("run-length-zero");
     let d = lstm_data(&dir, 8);
-    let mut rng = Rng::new(80);
-    let h0 = rng.array(&[B, H], 1.0);
-    let c0 = rng.array(&[B, H], 1.0);
+    let mut rng = SplitMix64::new(80);
+    let h0 = rng.uniform::<f32>(&[B, H], 1.0);
+    let c0 = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("s.npz"), &named(&[("h", &h0), ("C", &c0)]));
     save_lengths(&dir.join("l.npy"), &[0, T as i64]);
     let (_, out) = run_lstm(&dir, &["--init", "s.npz", "--lengths", "l.npy"], "out.npz");
@@ -1624,14 +1605,14 @@ fn run_length_zero_keeps_the_initial_state() {
 fn run_lengths_zero_intermediate_outputs_too() {
     // elman's `y` is an intermediate (a softmax, never zero inside a length).
     let dir = scratch("run-lengths-intermediate");
-    let mut rng = Rng::new(9);
+    let mut rng = SplitMix64::new(9);
     let (h, x, y) = (4, 3, 5);
     let p: Named = vec![
-        ("U".into(), rng.array(&[h, x], 0.7)),
-        ("W".into(), rng.array(&[h, h], 0.7)),
-        ("V".into(), rng.array(&[y, h], 0.7)),
+        ("U".into(), rng.uniform::<f32>(&[h, x], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[h, h], 0.7)),
+        ("V".into(), rng.uniform::<f32>(&[y, h], 0.7)),
     ];
-    let xs = rng.array(&[T, 3, x], 1.0);
+    let xs = rng.uniform::<f32>(&[T, 3, x], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &xs);
     save_lengths(&dir.join("l.npy"), &[2, 0, 5]);
@@ -1750,14 +1731,14 @@ fn run_reverse_with_lengths() {
 fn run_reverse_reads_two_steps_back_in_processing_order() {
     // higher_order_rnn reads h_{t-2}; with --reverse, "back" is later in time.
     let dir = scratch("run-reverse-lag2");
-    let mut rng = Rng::new(11);
+    let mut rng = SplitMix64::new(11);
     let p: Named = vec![
-        ("U".into(), rng.array(&[H, X], 0.8)),
-        ("W_1".into(), rng.array(&[H, H], 0.8)),
-        ("W_2".into(), rng.array(&[H, H], 0.8)),
-        ("b".into(), rng.array(&[H], 0.3)),
+        ("U".into(), rng.uniform::<f32>(&[H, X], 0.8)),
+        ("W_1".into(), rng.uniform::<f32>(&[H, H], 0.8)),
+        ("W_2".into(), rng.uniform::<f32>(&[H, H], 0.8)),
+        ("b".into(), rng.uniform::<f32>(&[H], 0.3)),
     ];
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     let lens = [4usize, 5];
@@ -1813,14 +1794,14 @@ fn run_reverse_reads_two_steps_back_in_processing_order() {
 #[test]
 fn run_learned_initial_state_and_its_override() {
     let dir = scratch("run-learned-init");
-    let mut rng = Rng::new(12);
+    let mut rng = SplitMix64::new(12);
     let p: Named = vec![
-        ("h_0".into(), rng.array(&[H], 1.0)),
-        ("U".into(), rng.array(&[H, X], 0.7)),
-        ("W".into(), rng.array(&[H, H], 0.7)),
-        ("b".into(), rng.array(&[H], 0.3)),
+        ("h_0".into(), rng.uniform::<f32>(&[H], 1.0)),
+        ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+        ("b".into(), rng.uniform::<f32>(&[H], 0.3)),
     ];
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     save_lengths(&dir.join("l.npy"), &[0, T as i64]);
@@ -1852,7 +1833,7 @@ fn run_learned_initial_state_and_its_override() {
         assert_eq!(last[[0, j]], h0[j], "h.last of a length-0 sequence is h_0");
     }
     // --init overrides h_0.
-    let s = rng.array(&[B, H], 1.0);
+    let s = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("s.npz"), &named(&[("h", &s)]));
     let given = run(&["--init", "s.npz"], "given.npz");
     let (h_ref, last_ref) = tanh_rnn_ref(&p, &x, &to64(&s).into_dimensionality().unwrap(), None);
@@ -1904,13 +1885,13 @@ fn run_binds_a_free_dimension_from_the_array() {
     let dir = scratch("run-free");
     let m = model("elman");
     for (y, seed) in [(5usize, 14u64), (7, 15)] {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let p: Named = vec![
-            ("U".into(), rng.array(&[H, X], 0.7)),
-            ("W".into(), rng.array(&[H, H], 0.7)),
-            ("V".into(), rng.array(&[y, H], 0.7)),
+            ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+            ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+            ("V".into(), rng.uniform::<f32>(&[y, H], 0.7)),
         ];
-        let x = rng.array(&[T, B, X], 1.0);
+        let x = rng.uniform::<f32>(&[T, B, X], 1.0);
         save_npz(&dir.join("p.npz"), &p);
         save_npy(&dir.join("x.npy"), &x);
         cellc(
@@ -2176,10 +2157,10 @@ fn error_integer_dtype() {
 }
 
 fn context_files(dir: &Path, seed: u64, t_x: usize, t_c: usize) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     save_npz(&dir.join("p.npz"), &context_data(&mut rng, 4, 3, 2, 5));
-    let x = rng.array(&[t_x, B, 3], 1.0);
-    let c = rng.array(&[t_c, B, 2], 1.0);
+    let x = rng.uniform::<f32>(&[t_x, B, 3], 1.0);
+    let c = rng.uniform::<f32>(&[t_c, B, 2], 1.0);
     save_npz(&dir.join("xs.npz"), &named(&[("x", &x), ("c", &c)]));
     save_npz(
         &dir.join("wrong_name.npz"),
@@ -2241,10 +2222,10 @@ fn error_inputs_that_disagree_on_steps() {
     );
     // ... or on the batch.
     let dir = scratch("err-input-batch");
-    let mut rng = Rng::new(28);
+    let mut rng = SplitMix64::new(28);
     save_npz(&dir.join("p.npz"), &context_data(&mut rng, 4, 3, 2, 5));
-    let x = rng.array(&[T, 2, 3], 1.0);
-    let c = rng.array(&[T, 3, 2], 1.0);
+    let x = rng.uniform::<f32>(&[T, 2, 3], 1.0);
+    let c = rng.uniform::<f32>(&[T, 3, 2], 1.0);
     save_npz(&dir.join("xs.npz"), &named(&[("x", &x), ("c", &c)]));
     assert_run_fails(
         &dir,
@@ -2583,14 +2564,14 @@ fn error_input_conflicts_with_the_parameters() {
     );
     // A free dimension given by -D and by the array.
     let dir = scratch("err-conflict-free");
-    let mut rng = Rng::new(38);
+    let mut rng = SplitMix64::new(38);
     let p: Named = vec![
-        ("U".into(), rng.array(&[H, X], 0.7)),
-        ("W".into(), rng.array(&[H, H], 0.7)),
-        ("V".into(), rng.array(&[5, H], 0.7)),
+        ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+        ("V".into(), rng.uniform::<f32>(&[5, H], 0.7)),
     ];
     save_npz(&dir.join("p.npz"), &p);
-    save_npy(&dir.join("x.npy"), &rng.array(&[T, B, X], 1.0));
+    save_npy(&dir.join("x.npy"), &rng.uniform::<f32>(&[T, B, X], 1.0));
     let e = model("elman");
     assert_run_fails(
         &dir,

@@ -14,6 +14,7 @@ use cellc::graph::dim::Bindings;
 use cellc::graph::print;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
+use cellc::rng::SplitMix64;
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::unroll::unroll;
@@ -72,27 +73,6 @@ fn small_bindings(step: &StepGraph) -> Bindings {
         b.insert(d.name.clone(), v);
     }
     b
-}
-
-/// A deterministic generator (SplitMix64), so that the test needs no crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, scale: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (2.0 * unit - 1.0) * scale
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.uniform(scale))
-    }
 }
 
 fn eval_dims(dims: &[cellc::graph::dim::Dim], bindings: &Bindings) -> Vec<usize> {
@@ -187,24 +167,24 @@ fn check_unrolled_matches_loop(path: &Path, seed: u64, supplied: bool) {
     let step = load(path);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let bindings = small_bindings(&step);
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::from_state(seed);
 
     let params: Vec<ArrayD<f64>> = step
         .params
         .iter()
-        .map(|p| rng.array(&eval_dims(&p.dims, &bindings), 0.6))
+        .map(|p| rng.uniform(&eval_dims(&p.dims, &bindings), 0.6))
         .collect();
     let inputs: Vec<ArrayD<f64>> = step
         .inputs
         .iter()
         .map(|i| {
             let n = i.size.eval(&bindings).unwrap() as usize;
-            rng.array(&[STEPS, BATCH, n], 1.0)
+            rng.uniform(&[STEPS, BATCH, n], 1.0)
         })
         .collect();
     let state_size = |s: usize| step.states[s].size.eval(&bindings).unwrap() as usize;
     let supplied_init: Vec<ArrayD<f64>> = (0..step.states.len())
-        .map(|s| rng.array(&[BATCH, state_size(s)], 0.8))
+        .map(|s| rng.uniform(&[BATCH, state_size(s)], 0.8))
         .collect();
 
     // The step loop.

@@ -18,6 +18,7 @@ use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::op::Real;
 use cellc::graph::step::StepGraph;
+use cellc::rng::SplitMix64;
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::runtime::npy::{ArrayData, read_npz};
@@ -36,27 +37,6 @@ fn load_model(file: &str) -> StepGraph {
     match check_source(&text) {
         Ok(c) => c.step,
         Err(f) => panic!("{file} does not check:\n{}", f.render(file)),
-    }
-}
-
-/// A deterministic generator (SplitMix64), so that the test needs no crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, scale: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (2.0 * unit - 1.0) * scale
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.uniform(scale))
     }
 }
 
@@ -309,24 +289,24 @@ fn check_model_against_formulas(file: &str, cell: StepFn, seed: u64) {
         bindings.insert(d.name.clone(), v);
     }
     let size = |d: &cellc::graph::dim::Dim| d.eval(&bindings).expect("bound") as usize;
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::from_state(seed);
     let params: Vec<(String, ArrayD<f64>)> = step
         .params
         .iter()
         .map(|p| {
             let shape: Vec<usize> = p.dims.iter().map(size).collect();
-            (p.name.clone(), rng.array(&shape, 0.7))
+            (p.name.clone(), rng.uniform(&shape, 0.7))
         })
         .collect();
     let inputs: Vec<(String, ArrayD<f64>)> = step
         .inputs
         .iter()
-        .map(|i| (i.name.clone(), rng.array(&[T, B, size(&i.size)], 1.0)))
+        .map(|i| (i.name.clone(), rng.uniform(&[T, B, size(&i.size)], 1.0)))
         .collect();
     let supplied: Vec<(String, ArrayD<f64>)> = step
         .states
         .iter()
-        .map(|s| (s.name.clone(), rng.array(&[B, size(&s.size)], 0.9)))
+        .map(|s| (s.name.clone(), rng.uniform(&[B, size(&s.size)], 0.9)))
         .collect();
     let output_sizes: Vec<usize> = step
         .outputs
@@ -504,17 +484,17 @@ fn torch_gru_matches_its_formulas() {
 #[test]
 fn reverse_is_forward_on_reversed_time() {
     let step = load_model("torch_gru.cell");
-    let mut rng = SplitMix(21);
+    let mut rng = SplitMix64::from_state(21);
     let (h, x) = (4, 3);
     let data = RunData {
         params: vec![
-            ("weight_ih_l0".into(), rng.array(&[3 * h, x], 0.7)),
-            ("weight_hh_l0".into(), rng.array(&[3 * h, h], 0.7)),
-            ("bias_ih_l0".into(), rng.array(&[3 * h], 0.7)),
-            ("bias_hh_l0".into(), rng.array(&[3 * h], 0.7)),
+            ("weight_ih_l0".into(), rng.uniform(&[3 * h, x], 0.7)),
+            ("weight_hh_l0".into(), rng.uniform(&[3 * h, h], 0.7)),
+            ("bias_ih_l0".into(), rng.uniform(&[3 * h], 0.7)),
+            ("bias_hh_l0".into(), rng.uniform(&[3 * h], 0.7)),
         ],
-        inputs: vec![("x".into(), rng.array(&[T, B, x], 1.0))],
-        init: vec![("h".into(), rng.array(&[B, h], 1.0))],
+        inputs: vec![("x".into(), rng.uniform(&[T, B, x], 1.0))],
+        init: vec![("h".into(), rng.uniform(&[B, h], 1.0))],
         lengths: None,
         reverse: true,
     };

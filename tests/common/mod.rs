@@ -1,30 +1,16 @@
-//! Helpers shared by the gradient tests: a deterministic generator, loading a
-//! model, and a random problem (data and cotangents) for a cell.
+//! Helpers shared by the test files: the seeded generator, loading a model, a
+//! random problem (data and cotangents) for a cell, scratch directories and
+//! running the binary.
 #![allow(dead_code)] // each test file uses its own subset
 
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
+use cellc::rng::SplitMix64;
 use cellc::runtime::backward::Cotangents;
 use cellc::runtime::data::{Sequences, prepare, size};
-use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// SplitMix64, uniform in [-1, 1).
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    pub fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next() * scale)
-    }
-}
 
 pub fn load(path: &str) -> StepGraph {
     let text = std::fs::read_to_string(path).unwrap();
@@ -57,13 +43,14 @@ pub fn problem(
 ) -> Problem {
     let b = bindings(step);
     let batch = 3;
-    let mut rng = Rng(seed);
+    // The raw state, as the SplitMix64 copy this replaced took it: same data.
+    let mut rng = SplitMix64::from_state(seed);
     let params = step
         .params
         .iter()
         .map(|p| {
             let shape: Vec<usize> = p.dims.iter().map(|d| size(d, &b)).collect();
-            (p.name.clone(), rng.array(&shape, 0.8))
+            (p.name.clone(), rng.uniform(&shape, 0.8))
         })
         .collect();
     let inputs = step
@@ -72,14 +59,19 @@ pub fn problem(
         .map(|i| {
             (
                 i.name.clone(),
-                rng.array(&[t, batch, size(&i.size, &b)], 1.0),
+                rng.uniform(&[t, batch, size(&i.size, &b)], 1.0),
             )
         })
         .collect();
     let init = if give_init {
         step.states
             .iter()
-            .map(|s| (s.name.clone(), rng.array(&[batch, size(&s.size, &b)], 0.5)))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    rng.uniform(&[batch, size(&s.size, &b)], 0.5),
+                )
+            })
             .collect()
     } else {
         vec![]
@@ -92,14 +84,14 @@ pub fn problem(
             .map(|o| {
                 let mut shape = vec![t, batch];
                 shape.extend(o.ty.dims.iter().map(|d| size(d, &b)));
-                Some(rng.array(&shape, 1.0))
+                Some(rng.uniform(&shape, 1.0))
             })
             .collect(),
         last: step
             .states
             .iter()
             .map(|s| {
-                let a = rng.array(&[batch, size(&s.size, &b)], 1.0);
+                let a = rng.uniform(&[batch, size(&s.size, &b)], 1.0);
                 Some(a.into_dimensionality().unwrap())
             })
             .collect(),
