@@ -3,6 +3,8 @@
 //! running the binary.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod errors;
+
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
