@@ -15,48 +15,16 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cellc::rng::SplitMix64;
 use cellc::runtime::npy::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
 use common::errors::{ErrorCase, assert_error_cases, fails};
+use common::scratch;
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis, Ix2, Ix3, IxDyn, s};
 
 // ---------------------------------------------------------------------------
 // Scratch directories, running the binary
 // ---------------------------------------------------------------------------
-
-/// A fresh, empty directory for one test under the system's temporary
-/// directory, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(test: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "cellc-cli-{test}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
 
 /// What one run of `cellc` did.
 #[derive(Debug)]

@@ -2,45 +2,20 @@
 //! (`tests/data/npy/`, made by `make_fixtures.py` there), round trips through
 //! the writer, the errors, atomic writing, and a fuzz run over broken inputs.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use cellc::rng::SplitMix64;
 use cellc::runtime::npy::*;
+use common::scratch;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder, arr0, arr1, arr2};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/npy")
         .join(name)
-}
-
-/// A fresh, empty scratch directory for one test, removed when the test
-/// passes (kept for inspection when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(test: &str) -> Scratch {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("npy-tests")
-        .join(format!("{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
 }
 
 /// Fuzz iterations are multiplied by `NPY_FUZZ_SCALE` (default 1) for longer runs.

@@ -14,6 +14,8 @@
 //!     ONNX LSTM, GRU (linear_before_reset = 1, direction reverse) and RNN in
 //!     ONNX layout, whose weights are permuted here into the models' names.
 
+mod common;
+
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::op::Real;
@@ -22,6 +24,7 @@ use cellc::rng::SplitMix64;
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::runtime::npy::{ArrayData, read_npz};
+use common::{assert_close, random};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn, s};
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,24 +41,6 @@ fn load_model(file: &str) -> StepGraph {
         Ok(c) => c.step,
         Err(f) => panic!("{file} does not check:\n{}", f.render(file)),
     }
-}
-
-/// `max |got - want| <= rtol * max |want|`, and equal shapes.
-fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    assert!(
-        want.iter().all(|v| v.is_finite()),
-        "{what}: reference not finite"
-    );
-    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want.iter())
-        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-    assert!(
-        err <= rtol * scale,
-        "{what}: max error {err:e} > {rtol:e} × {scale:e}\n got: {got}\nwant: {want}"
-    );
 }
 
 fn to_f32(a: &ArrayD<f64>) -> ArrayD<f32> {
@@ -288,26 +273,11 @@ fn check_model_against_formulas(file: &str, cell: StepFn, seed: u64) {
         };
         bindings.insert(d.name.clone(), v);
     }
-    let size = |d: &cellc::graph::dim::Dim| d.eval(&bindings).expect("bound") as usize;
+    let size = |d: &cellc::graph::dim::Dim| random::size(d, &bindings);
     let mut rng = SplitMix64::from_state(seed);
-    let params: Vec<(String, ArrayD<f64>)> = step
-        .params
-        .iter()
-        .map(|p| {
-            let shape: Vec<usize> = p.dims.iter().map(size).collect();
-            (p.name.clone(), rng.uniform(&shape, 0.7))
-        })
-        .collect();
-    let inputs: Vec<(String, ArrayD<f64>)> = step
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), rng.uniform(&[T, B, size(&i.size)], 1.0)))
-        .collect();
-    let supplied: Vec<(String, ArrayD<f64>)> = step
-        .states
-        .iter()
-        .map(|s| (s.name.clone(), rng.uniform(&[B, size(&s.size)], 0.9)))
-        .collect();
+    let params = random::params(&step, &bindings, &mut rng, 0.7);
+    let inputs = random::inputs(&step, &bindings, &mut rng, T, B);
+    let supplied = random::states(&step, &bindings, &mut rng, B, 0.9);
     let output_sizes: Vec<usize> = step
         .outputs
         .iter()

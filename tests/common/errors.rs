@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Writes a case's files into its (empty) directory.
 pub type Setup = Box<dyn Fn(&Path)>;
@@ -78,14 +77,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 
 /// What is wrong with the outcome of `case`, if anything.
 fn failure(case: &ErrorCase, common: &dyn Fn(&Path)) -> Option<String> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cellc-error-case-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+    let dir = super::scratch("error-case");
     common(&dir);
     if let Some(setup) = &case.setup {
         setup(&dir);
@@ -93,11 +85,11 @@ fn failure(case: &ErrorCase, common: &dyn Fn(&Path)) -> Option<String> {
     let before = tree(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_cellc"))
         .args(&case.args)
-        .current_dir(&dir)
+        .current_dir(&*dir)
         .output()
         .expect("the cellc binary runs");
     let after = tree(&dir);
-    let _ = fs::remove_dir_all(&dir);
+    drop(dir);
 
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
