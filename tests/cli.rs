@@ -8,51 +8,23 @@
 //! checks the numbers of a run against a small f64 reference written here from
 //! the equations of the cell files.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use cellc::rng::SplitMix64;
 use cellc::runtime::npy::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
+use common::errors::{ErrorCase, assert_error_cases, fails};
+use common::scratch;
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis, Ix2, Ix3, IxDyn, s};
 
 // ---------------------------------------------------------------------------
 // Scratch directories, running the binary
 // ---------------------------------------------------------------------------
-
-/// A fresh, empty directory for one test under the system's temporary
-/// directory, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(test: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "cellc-cli-{test}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
 
 /// What one run of `cellc` did.
 #[derive(Debug)]
@@ -189,26 +161,6 @@ fn assert_run_fails(dir: &Path, args: &[&str], needles: &[&str]) -> Run {
 // ---------------------------------------------------------------------------
 // Data
 // ---------------------------------------------------------------------------
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    /// Uniform in [-1, 1).
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (v >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f32> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || (self.next() * scale) as f32)
-    }
-}
 
 type Named = Vec<(String, ArrayD<f32>)>;
 
@@ -437,13 +389,13 @@ fn drive(
 }
 
 /// `models/lstm.cell`.
-fn lstm_params(rng: &mut Rng, h: usize, x: usize) -> Named {
+fn lstm_params(rng: &mut SplitMix64, h: usize, x: usize) -> Named {
     let mut p = Named::new();
     for n in ["W_f", "W_i", "W_C", "W_o"] {
-        p.push((n.into(), rng.array(&[h, h + x], 0.6)));
+        p.push((n.into(), rng.uniform::<f32>(&[h, h + x], 0.6)));
     }
     for n in ["b_f", "b_i", "b_C", "b_o"] {
-        p.push((n.into(), rng.array(&[h], 0.3)));
+        p.push((n.into(), rng.uniform::<f32>(&[h], 0.3)));
     }
     p
 }
@@ -580,9 +532,9 @@ const H: usize = 4;
 const X: usize = 3;
 
 fn lstm_data(dir: &Path, seed: u64) -> LstmData {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let p = lstm_params(&mut rng, H, X);
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     LstmData { p, x }
@@ -975,14 +927,19 @@ fn check_with_define_shows_concrete_sizes() {
 
 #[test]
 fn check_define_of_an_unknown_dimension_fails_naming_it() {
-    let dir = scratch("check-define-unknown");
-    let r = cellc(&dir, &["check", &model("lstm"), "-D", "Q=8"]);
-    assert_clean_error(&r, &["Q"]);
-    let r = cellc(
-        &dir,
-        &["check", &model("lstm"), "-D", "H=8", "-D", "Hidden=8"],
+    let lstm = model("lstm");
+    let m = lstm.as_str();
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails("-D Q", &["check", m, "-D", "Q=8"], &["Q"]),
+            fails(
+                "-D Hidden beside a known -D H",
+                &["check", m, "-D", "H=8", "-D", "Hidden=8"],
+                &["Hidden"],
+            ),
+        ],
     );
-    assert_clean_error(&r, &["Hidden"]);
 }
 
 #[test]
@@ -1045,15 +1002,16 @@ fn check_diagnostics_carry_file_line_column_source_and_caret() {
 
 #[test]
 fn check_of_a_missing_or_binary_file_fails_cleanly() {
-    let dir = scratch("check-files");
-    let r = cellc(&dir, &["check", "nope.cell"]);
-    assert_clean_error(&r, &["nope.cell"]);
-    fs::write(dir.join("bin.cell"), b"\xff\xfe\x00cell").unwrap();
-    let r = cellc(&dir, &["check", "bin.cell"]);
-    assert_clean_error(&r, &["bin.cell"]);
-    fs::write(dir.join("empty.cell"), b"").unwrap();
-    let r = cellc(&dir, &["check", "empty.cell"]);
-    assert_clean_error(&r, &["empty.cell"]);
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails("a missing file", &["check", "nope.cell"], &["nope.cell"]),
+            fails("a binary file", &["check", "bin.cell"], &["bin.cell"])
+                .with(|dir| fs::write(dir.join("bin.cell"), b"\xff\xfe\x00cell").unwrap()),
+            fails("an empty file", &["check", "empty.cell"], &["empty.cell"])
+                .with(|dir| fs::write(dir.join("empty.cell"), b"").unwrap()),
+        ],
+    );
 }
 
 #[test]
@@ -1203,39 +1161,41 @@ fn graph_unroll_three_steps() {
 // "not available yet", exit status 1, and create no file.
 #[test]
 fn commands_not_built_yet_say_so() {
-    let dir = scratch("not-yet");
-    lstm_data(&dir, 1);
     let lstm = model("lstm");
-    let cases: Vec<Vec<&str>> = vec![
+    let m = lstm.as_str();
+    let not_yet = ["not available yet"];
+    assert_error_cases(
+        lstm_files,
         vec![
-            "compile", &lstm, "-D", "H=8", "-D", "X=3", "-o", "k.o", "--header", "k.h",
+            fails(
+                "compile",
+                &[
+                    "compile", m, "-D", "H=8", "-D", "X=3", "-o", "k.o", "--header", "k.h",
+                ],
+                &not_yet,
+            ),
+            fails(
+                "bench",
+                &[
+                    "bench", m, "-D", "H=8", "-D", "X=3", "--seq", "4", "--batch", "2", "--json",
+                ],
+                &not_yet,
+            ),
+            fails(
+                "train",
+                &[
+                    "train", m, "--task", "adding", "--steps", "2", "--log", "log.csv", "-o",
+                    "ckpt.npz",
+                ],
+                &not_yet,
+            ),
+            run_fails(
+                "run --backend jit",
+                &[&lstm_args(m, "p.npz")[..], &["--backend", "jit"]].concat(),
+                &not_yet,
+            ),
         ],
-        vec![
-            "bench", &lstm, "-D", "H=8", "-D", "X=3", "--seq", "4", "--batch", "2", "--json",
-        ],
-        vec![
-            "train", &lstm, "--task", "adding", "--steps", "2", "--log", "log.csv", "-o",
-            "ckpt.npz",
-        ],
-        vec![
-            "run",
-            &lstm,
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--backend",
-            "jit",
-            "-o",
-            "out.npz",
-        ],
-    ];
-    for args in cases {
-        let before = listing(&dir);
-        let r = cellc(&dir, &args);
-        assert_clean_error(&r, &["not available yet"]);
-        assert_eq!(listing(&dir), before, "nothing is created\n{}", r.context());
-    }
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1389,24 +1349,24 @@ fn run_accepts_a_two_axis_input_as_batch_one() {
     );
 }
 
-fn context_data(rng: &mut Rng, h: usize, x: usize, k: usize, y: usize) -> Named {
+fn context_data(rng: &mut SplitMix64, h: usize, x: usize, k: usize, y: usize) -> Named {
     vec![
-        ("U".into(), rng.array(&[h, x], 0.7)),
-        ("W".into(), rng.array(&[h, h], 0.7)),
-        ("F".into(), rng.array(&[h, k], 0.7)),
-        ("V".into(), rng.array(&[y, h], 0.7)),
-        ("G".into(), rng.array(&[y, k], 0.7)),
+        ("U".into(), rng.uniform::<f32>(&[h, x], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[h, h], 0.7)),
+        ("F".into(), rng.uniform::<f32>(&[h, k], 0.7)),
+        ("V".into(), rng.uniform::<f32>(&[y, h], 0.7)),
+        ("G".into(), rng.uniform::<f32>(&[y, k], 0.7)),
     ]
 }
 
 #[test]
 fn run_two_inputs_from_an_npz() {
     let dir = scratch("run-inputs");
-    let mut rng = Rng::new(5);
+    let mut rng = SplitMix64::new(5);
     let (h, x, k, y) = (4, 3, 2, 6);
     let p = context_data(&mut rng, h, x, k, y);
-    let xs = rng.array(&[T, B, x], 1.0);
-    let cs = rng.array(&[T, B, k], 1.0);
+    let xs = rng.uniform::<f32>(&[T, B, x], 1.0);
+    let cs = rng.uniform::<f32>(&[T, B, k], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npz(&dir.join("xs.npz"), &named(&[("x", &xs), ("c", &cs)]));
     // Order in the archive does not matter.
@@ -1455,9 +1415,9 @@ fn run_two_inputs_from_an_npz() {
 #[test]
 fn run_from_an_initial_state_continues_a_sequence() {
     let dir = scratch("run-init");
-    let mut rng = Rng::new(6);
+    let mut rng = SplitMix64::new(6);
     let p = lstm_params(&mut rng, H, X);
-    let x = rng.array(&[2 * T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[2 * T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("full.npy"), &x);
     save_npy(
@@ -1510,7 +1470,7 @@ fn run_from_an_initial_state_continues_a_sequence() {
         "--init changes the result"
     );
     // Against the reference, with only one of the states given (the other starts at zero).
-    let h0 = rng.array(&[B, H], 1.0);
+    let h0 = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("h_only.npz"), &named(&[("h", &h0)]));
     let out = run("first.npy", &["--init", "h_only.npz"], "h_only_out.npz");
     let zeros = ArrayD::<f32>::zeros(IxDyn(&[B, H]));
@@ -1528,10 +1488,10 @@ fn run_from_an_initial_state_continues_a_sequence() {
 #[test]
 fn run_lengths_zero_the_outputs_past_each_length() {
     let dir = scratch("run-lengths");
-    let mut rng = Rng::new(7);
+    let mut rng = SplitMix64::new(7);
     let p = lstm_params(&mut rng, H, X);
     let batch = 4;
-    let x = rng.array(&[T, batch, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, batch, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     let lengths = [3i64, 0, 5, 1];
@@ -1589,9 +1549,9 @@ fn run_lengths_zero_the_outputs_past_each_length() {
 fn run_length_zero_keeps_the_initial_state() {
     let dir = scratch("run-length-zero");
     let d = lstm_data(&dir, 8);
-    let mut rng = Rng::new(80);
-    let h0 = rng.array(&[B, H], 1.0);
-    let c0 = rng.array(&[B, H], 1.0);
+    let mut rng = SplitMix64::new(80);
+    let h0 = rng.uniform::<f32>(&[B, H], 1.0);
+    let c0 = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("s.npz"), &named(&[("h", &h0), ("C", &c0)]));
     save_lengths(&dir.join("l.npy"), &[0, T as i64]);
     let (_, out) = run_lstm(&dir, &["--init", "s.npz", "--lengths", "l.npy"], "out.npz");
@@ -1624,14 +1584,14 @@ fn run_length_zero_keeps_the_initial_state() {
 fn run_lengths_zero_intermediate_outputs_too() {
     // elman's `y` is an intermediate (a softmax, never zero inside a length).
     let dir = scratch("run-lengths-intermediate");
-    let mut rng = Rng::new(9);
+    let mut rng = SplitMix64::new(9);
     let (h, x, y) = (4, 3, 5);
     let p: Named = vec![
-        ("U".into(), rng.array(&[h, x], 0.7)),
-        ("W".into(), rng.array(&[h, h], 0.7)),
-        ("V".into(), rng.array(&[y, h], 0.7)),
+        ("U".into(), rng.uniform::<f32>(&[h, x], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[h, h], 0.7)),
+        ("V".into(), rng.uniform::<f32>(&[y, h], 0.7)),
     ];
-    let xs = rng.array(&[T, 3, x], 1.0);
+    let xs = rng.uniform::<f32>(&[T, 3, x], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &xs);
     save_lengths(&dir.join("l.npy"), &[2, 0, 5]);
@@ -1750,14 +1710,14 @@ fn run_reverse_with_lengths() {
 fn run_reverse_reads_two_steps_back_in_processing_order() {
     // higher_order_rnn reads h_{t-2}; with --reverse, "back" is later in time.
     let dir = scratch("run-reverse-lag2");
-    let mut rng = Rng::new(11);
+    let mut rng = SplitMix64::new(11);
     let p: Named = vec![
-        ("U".into(), rng.array(&[H, X], 0.8)),
-        ("W_1".into(), rng.array(&[H, H], 0.8)),
-        ("W_2".into(), rng.array(&[H, H], 0.8)),
-        ("b".into(), rng.array(&[H], 0.3)),
+        ("U".into(), rng.uniform::<f32>(&[H, X], 0.8)),
+        ("W_1".into(), rng.uniform::<f32>(&[H, H], 0.8)),
+        ("W_2".into(), rng.uniform::<f32>(&[H, H], 0.8)),
+        ("b".into(), rng.uniform::<f32>(&[H], 0.3)),
     ];
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     let lens = [4usize, 5];
@@ -1813,14 +1773,14 @@ fn run_reverse_reads_two_steps_back_in_processing_order() {
 #[test]
 fn run_learned_initial_state_and_its_override() {
     let dir = scratch("run-learned-init");
-    let mut rng = Rng::new(12);
+    let mut rng = SplitMix64::new(12);
     let p: Named = vec![
-        ("h_0".into(), rng.array(&[H], 1.0)),
-        ("U".into(), rng.array(&[H, X], 0.7)),
-        ("W".into(), rng.array(&[H, H], 0.7)),
-        ("b".into(), rng.array(&[H], 0.3)),
+        ("h_0".into(), rng.uniform::<f32>(&[H], 1.0)),
+        ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+        ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+        ("b".into(), rng.uniform::<f32>(&[H], 0.3)),
     ];
-    let x = rng.array(&[T, B, X], 1.0);
+    let x = rng.uniform::<f32>(&[T, B, X], 1.0);
     save_npz(&dir.join("p.npz"), &p);
     save_npy(&dir.join("x.npy"), &x);
     save_lengths(&dir.join("l.npy"), &[0, T as i64]);
@@ -1852,7 +1812,7 @@ fn run_learned_initial_state_and_its_override() {
         assert_eq!(last[[0, j]], h0[j], "h.last of a length-0 sequence is h_0");
     }
     // --init overrides h_0.
-    let s = rng.array(&[B, H], 1.0);
+    let s = rng.uniform::<f32>(&[B, H], 1.0);
     save_npz(&dir.join("s.npz"), &named(&[("h", &s)]));
     let given = run(&["--init", "s.npz"], "given.npz");
     let (h_ref, last_ref) = tanh_rnn_ref(&p, &x, &to64(&s).into_dimensionality().unwrap(), None);
@@ -1904,13 +1864,13 @@ fn run_binds_a_free_dimension_from_the_array() {
     let dir = scratch("run-free");
     let m = model("elman");
     for (y, seed) in [(5usize, 14u64), (7, 15)] {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let p: Named = vec![
-            ("U".into(), rng.array(&[H, X], 0.7)),
-            ("W".into(), rng.array(&[H, H], 0.7)),
-            ("V".into(), rng.array(&[y, H], 0.7)),
+            ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+            ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+            ("V".into(), rng.uniform::<f32>(&[y, H], 0.7)),
         ];
-        let x = rng.array(&[T, B, X], 1.0);
+        let x = rng.uniform::<f32>(&[T, B, X], 1.0);
         save_npz(&dir.join("p.npz"), &p);
         save_npy(&dir.join("x.npy"), &x);
         cellc(
@@ -2044,142 +2004,131 @@ fn run_output_over_an_existing_file_replaces_it() {
 }
 
 // ---------------------------------------------------------------------------
-// Errors: one clear message, exit status 1, no output file
+// Errors: one clear message, exit status 1, the directory left as it was
 // ---------------------------------------------------------------------------
+//
+// Each table runs its cases through `common::errors`, which checks for every
+// case: the exit status, no panic, nothing on stdout, exactly one error
+// message holding the needles, and every file below the case's directory
+// unchanged (no output, no temporary file).
 
 /// `run lstm --params P --input x.npy` with the given parameter file.
 fn lstm_args<'a>(m: &'a str, params: &'a str) -> Vec<&'a str> {
     vec!["run", m, "--params", params, "--input", "x.npy"]
 }
 
-#[test]
-fn error_missing_parameter() {
-    let dir = scratch("err-missing-param");
-    let d = lstm_data(&dir, 20);
-    let p: Named = d.p.iter().filter(|(n, _)| n != "b_o").cloned().collect();
-    save_npz(&dir.join("bad.npz"), &p);
-    let m = model("lstm");
-    // Names the array and its expected shape.
-    assert_run_fails(
-        &dir,
-        &lstm_args(&m, "bad.npz"),
-        &["b_o", "missing", "[H]|[4]"],
-    );
+/// A `run` case: `ARGS -o out.npz` fails, as `assert_run_fails` runs it.
+fn run_fails(name: &str, args: &[&str], needles: &[&str]) -> ErrorCase {
+    let mut all = args.to_vec();
+    all.extend(["-o", "out.npz"]);
+    fails(name, &all, needles)
 }
 
-#[test]
-fn error_extra_parameter() {
-    let dir = scratch("err-extra-param");
-    let d = lstm_data(&dir, 21);
-    let mut p = d.p.clone();
-    p.push(("W_extra".into(), ArrayD::zeros(IxDyn(&[H, H]))));
-    save_npz(&dir.join("bad.npz"), &p);
-    let m = model("lstm");
-    // Names the array, and which parameters the cell does have.
-    assert_run_fails(&dir, &lstm_args(&m, "bad.npz"), &["W_extra", "W_f"]);
+/// The LSTM data set every `run` error table starts from.
+fn lstm_files(dir: &Path) {
+    lstm_data(dir, 20);
 }
 
-#[test]
-fn error_wrong_shape() {
-    let dir = scratch("err-shape");
-    let d = lstm_data(&dir, 22);
-    let m = model("lstm");
-    // A bias one too long: it contradicts H from the weights.
-    let mut p = d.p.clone();
-    p.iter_mut().find(|(n, _)| n == "b_o").unwrap().1 = ArrayD::zeros(IxDyn(&[H + 1]));
-    save_npz(&dir.join("bias.npz"), &p);
-    assert_run_fails(&dir, &lstm_args(&m, "bias.npz"), &["b_o", "H", "4"]);
-    // A weight with a column too many.
-    let mut p = d.p.clone();
-    p.iter_mut().find(|(n, _)| n == "W_o").unwrap().1 = ArrayD::zeros(IxDyn(&[H, H + X + 1]));
-    save_npz(&dir.join("weight.npz"), &p);
-    assert_run_fails(&dir, &lstm_args(&m, "weight.npz"), &["W_o", "H+X"]);
-    // A weight transposed.
-    let mut p = d.p.clone();
-    p.iter_mut().find(|(n, _)| n == "W_i").unwrap().1 = ArrayD::zeros(IxDyn(&[H + X, H]));
-    save_npz(&dir.join("transposed.npz"), &p);
-    assert_run_fails(&dir, &lstm_args(&m, "transposed.npz"), &["W_i"]);
-    // An input of the wrong width.
-    save_npy(&dir.join("x5.npy"), &ArrayD::zeros(IxDyn(&[T, B, X + 2])));
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "x5.npy"],
-        &["`x`|x5.npy", "X"],
-    );
+/// Writes `FILE`: the LSTM's parameters with `change` made.
+fn lstm_params_with(file: &'static str, change: impl Fn(&mut Named) + 'static) -> impl Fn(&Path) {
+    move |dir| {
+        let mut p = lstm_data(dir, 20).p;
+        change(&mut p);
+        save_npz(&dir.join(file), &p);
+    }
 }
 
-#[test]
-fn error_wrong_rank() {
-    let dir = scratch("err-rank");
-    let d = lstm_data(&dir, 23);
-    let m = model("lstm");
-    let mut p = d.p.clone();
-    p.iter_mut().find(|(n, _)| n == "b_f").unwrap().1 = ArrayD::zeros(IxDyn(&[H, 1]));
-    save_npz(&dir.join("bad.npz"), &p);
-    assert_run_fails(&dir, &lstm_args(&m, "bad.npz"), &["b_f", "[H]"]);
-    let mut p = d.p.clone();
-    p.iter_mut().find(|(n, _)| n == "W_f").unwrap().1 = ArrayD::zeros(IxDyn(&[H * (H + X)]));
-    save_npz(&dir.join("flat.npz"), &p);
-    assert_run_fails(&dir, &lstm_args(&m, "flat.npz"), &["W_f", "[H, H+X]"]);
-    // An input of one axis, or of four.
-    save_npy(&dir.join("x1.npy"), &ArrayD::zeros(IxDyn(&[X])));
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "x1.npy"],
-        &["`x`|x1.npy", "[T, B, X]"],
-    );
-    save_npy(&dir.join("x4.npy"), &ArrayD::zeros(IxDyn(&[T, B, 1, X])));
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "x4.npy"],
-        &["`x`|x4.npy", "[T, B, X]"],
-    );
+/// Makes the parameter `name` the array `a`.
+fn replace(name: &'static str, a: ArrayD<f32>) -> impl Fn(&mut Named) {
+    move |p| p.iter_mut().find(|(n, _)| n == name).unwrap().1 = a.clone()
 }
 
-#[test]
-fn error_integer_dtype() {
-    let dir = scratch("err-dtype");
-    let d = lstm_data(&dir, 24);
-    let m = model("lstm");
-    let mut p: Vec<(String, ArrayData)> =
-        d.p.iter()
+/// Writes `FILE`: the LSTM's parameters, with `name` of another dtype.
+fn lstm_params_as(file: &'static str, name: &'static str, a: ArrayData) -> impl Fn(&Path) {
+    move |dir| {
+        let mut p: Vec<(String, ArrayData)> = lstm_data(dir, 20)
+            .p
+            .iter()
             .map(|(n, a)| (n.clone(), ArrayData::F32(a.clone())))
             .collect();
-    p.iter_mut().find(|(n, _)| n == "b_f").unwrap().1 = ArrayData::Int(ArrayD::zeros(IxDyn(&[H])));
-    write_npz(&dir.join("int.npz"), &p).unwrap();
-    assert_run_fails(&dir, &lstm_args(&m, "int.npz"), &["b_f", "int64", "float"]);
-    // And under --dtype f64, what is expected is float64.
-    assert_run_fails(
-        &dir,
-        &[&lstm_args(&m, "int.npz")[..], &["--dtype", "f64"]].concat(),
-        &["b_f", "int64", "float64"],
-    );
-    let mut p: Vec<(String, ArrayData)> =
-        d.p.iter()
-            .map(|(n, a)| (n.clone(), ArrayData::F32(a.clone())))
-            .collect();
-    p.iter_mut().find(|(n, _)| n == "W_C").unwrap().1 =
-        ArrayData::Bool(ArrayD::from_elem(IxDyn(&[H, H + X]), true));
-    write_npz(&dir.join("bool.npz"), &p).unwrap();
-    assert_run_fails(&dir, &lstm_args(&m, "bool.npz"), &["W_C", "bool", "float"]);
-    // An integer input.
-    write_npy(
-        &dir.join("xi.npy"),
-        &ArrayData::Int(ArrayD::zeros(IxDyn(&[T, B, X]))),
-    )
-    .unwrap();
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "xi.npy"],
-        &["xi.npy|`x`", "int64", "float"],
+        p.iter_mut().find(|(n, _)| n == name).unwrap().1 = a.clone();
+        write_npz(&dir.join(file), &p).unwrap();
+    }
+}
+
+fn zeros(shape: &[usize]) -> ArrayD<f32> {
+    ArrayD::zeros(IxDyn(shape))
+}
+
+/// Writes an `.npy` of zeros of `shape`.
+fn zeros_npy(file: &'static str, shape: &[usize]) -> impl Fn(&Path) + use<> {
+    let shape = shape.to_vec();
+    move |dir| save_npy(&dir.join(file), &zeros(&shape))
+}
+
+#[test]
+fn run_rejects_parameters_that_do_not_fit_the_cell() {
+    let m = model("lstm");
+    let bad = lstm_args(&m, "bad.npz");
+    assert_error_cases(
+        lstm_files,
+        vec![
+            // Names the array and its expected shape.
+            run_fails("a parameter left out", &bad, &["b_o", "missing", "[H]|[4]"]).with(
+                lstm_params_with("bad.npz", |p| p.retain(|(n, _)| n != "b_o")),
+            ),
+            // Names the array, and which parameters the cell does have.
+            run_fails("a parameter the cell lacks", &bad, &["W_extra", "W_f"]).with(
+                lstm_params_with("bad.npz", |p| {
+                    p.push(("W_extra".into(), zeros(&[H, H])));
+                }),
+            ),
+            // A bias one too long: it contradicts H from the weights.
+            run_fails("a bias one too long", &bad, &["b_o", "H", "4"])
+                .with(lstm_params_with("bad.npz", replace("b_o", zeros(&[H + 1])))),
+            run_fails("a weight with a column too many", &bad, &["W_o", "H+X"]).with(
+                lstm_params_with("bad.npz", replace("W_o", zeros(&[H, H + X + 1]))),
+            ),
+            run_fails("a weight transposed", &bad, &["W_i"]).with(lstm_params_with(
+                "bad.npz",
+                replace("W_i", zeros(&[H + X, H])),
+            )),
+            run_fails("a bias of two axes", &bad, &["b_f", "[H]"])
+                .with(lstm_params_with("bad.npz", replace("b_f", zeros(&[H, 1])))),
+            run_fails("a weight flattened", &bad, &["W_f", "[H, H+X]"]).with(lstm_params_with(
+                "bad.npz",
+                replace("W_f", zeros(&[H * (H + X)])),
+            )),
+            run_fails("an int64 parameter", &bad, &["b_f", "int64", "float"]).with(lstm_params_as(
+                "bad.npz",
+                "b_f",
+                ArrayData::Int(ArrayD::zeros(IxDyn(&[H]))),
+            )),
+            // Under --dtype f64, what is expected is float64.
+            run_fails(
+                "an int64 parameter under --dtype f64",
+                &[&bad[..], &["--dtype", "f64"]].concat(),
+                &["b_f", "int64", "float64"],
+            )
+            .with(lstm_params_as(
+                "bad.npz",
+                "b_f",
+                ArrayData::Int(ArrayD::zeros(IxDyn(&[H]))),
+            )),
+            run_fails("a bool parameter", &bad, &["W_C", "bool", "float"]).with(lstm_params_as(
+                "bad.npz",
+                "W_C",
+                ArrayData::Bool(ArrayD::from_elem(IxDyn(&[H, H + X]), true)),
+            )),
+        ],
     );
 }
 
 fn context_files(dir: &Path, seed: u64, t_x: usize, t_c: usize) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     save_npz(&dir.join("p.npz"), &context_data(&mut rng, 4, 3, 2, 5));
-    let x = rng.array(&[t_x, B, 3], 1.0);
-    let c = rng.array(&[t_c, B, 2], 1.0);
+    let x = rng.uniform::<f32>(&[t_x, B, 3], 1.0);
+    let c = rng.uniform::<f32>(&[t_c, B, 2], 1.0);
     save_npz(&dir.join("xs.npz"), &named(&[("x", &x), ("c", &c)]));
     save_npz(
         &dir.join("wrong_name.npz"),
@@ -2189,243 +2138,240 @@ fn context_files(dir: &Path, seed: u64, t_x: usize, t_c: usize) {
     save_npy(&dir.join("x.npy"), &x);
 }
 
+/// The context RNN's files, every input `T` steps long.
+fn context_files_of_t(dir: &Path) {
+    context_files(dir, 25, T, T);
+}
+
 #[test]
-fn error_wrong_input_name() {
-    let dir = scratch("err-input-name");
-    context_files(&dir, 25, T, T);
-    let m = model("context_rnn");
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "wrong_name.npz"],
-        &["context", "input"],
-    );
-    // An input left out is named too.
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "only_x.npz"],
-        &["`c`", "missing"],
-    );
-    // A one-input cell with a wrongly named array in --inputs.
-    let dir2 = scratch("err-input-name-lstm");
-    let d = lstm_data(&dir2, 25);
-    save_npz(&dir2.join("xs.npz"), &named(&[("input", &d.x)]));
+fn run_rejects_inputs_that_do_not_fit_the_cell() {
     let lstm = model("lstm");
-    assert_run_fails(
-        &dir2,
-        &["run", &lstm, "--params", "p.npz", "--inputs", "xs.npz"],
-        &["`input`", "x)|`x`|: x"],
-    );
-}
-
-#[test]
-fn error_single_input_for_a_cell_with_two() {
-    let dir = scratch("err-input-two");
-    context_files(&dir, 26, T, T);
-    let m = model("context_rnn");
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "x.npy"],
-        &["--input", "--inputs"],
-    );
-}
-
-#[test]
-fn error_inputs_that_disagree_on_steps() {
-    let dir = scratch("err-input-steps");
-    context_files(&dir, 27, 7, 6);
-    let m = model("context_rnn");
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "xs.npz"],
-        &["`x`", "`c`", "7", "6"],
-    );
-    // ... or on the batch.
-    let dir = scratch("err-input-batch");
-    let mut rng = Rng::new(28);
-    save_npz(&dir.join("p.npz"), &context_data(&mut rng, 4, 3, 2, 5));
-    let x = rng.array(&[T, 2, 3], 1.0);
-    let c = rng.array(&[T, 3, 2], 1.0);
-    save_npz(&dir.join("xs.npz"), &named(&[("x", &x), ("c", &c)]));
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "xs.npz"],
-        &["`x`", "`c`", "batch"],
-    );
-}
-
-#[test]
-fn error_file_that_is_not_numpy() {
-    let dir = scratch("err-not-numpy");
-    lstm_data(&dir, 29);
-    fs::write(dir.join("text.npy"), "x = [1, 2, 3]\n").unwrap();
-    fs::write(dir.join("text.npz"), "W_f = [[1, 2], [3, 4]]\n").unwrap();
-    fs::write(dir.join("empty.npz"), "").unwrap();
-    let m = model("lstm");
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "text.npy"],
-        &["text.npy", "NumPy|npy"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "text.npz", "--input", "x.npy"],
-        &["text.npz", "npz|zip|NumPy"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "empty.npz", "--input", "x.npy"],
-        &["empty.npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "text.npz"],
-        &["text.npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &[
-            "run", &m, "--params", "p.npz", "--input", "x.npy", "--init", "text.npz",
+    let m = lstm.as_str();
+    let context_rnn = model("context_rnn");
+    let c = context_rnn.as_str();
+    let lstm_input = |file: &'static str| ["run", m, "--params", "p.npz", "--input", file];
+    let context =
+        |flag: &'static str, file: &'static str| ["run", c, "--params", "p.npz", flag, file];
+    assert_error_cases(
+        lstm_files,
+        vec![
+            run_fails(
+                "an input of the wrong width",
+                &lstm_input("x5.npy"),
+                &["`x`|x5.npy", "X"],
+            )
+            .with(zeros_npy("x5.npy", &[T, B, X + 2])),
+            run_fails(
+                "an input of one axis",
+                &lstm_input("x1.npy"),
+                &["`x`|x1.npy", "[T, B, X]"],
+            )
+            .with(zeros_npy("x1.npy", &[X])),
+            run_fails(
+                "an input of four axes",
+                &lstm_input("x4.npy"),
+                &["`x`|x4.npy", "[T, B, X]"],
+            )
+            .with(zeros_npy("x4.npy", &[T, B, 1, X])),
+            run_fails(
+                "an int64 input",
+                &lstm_input("xi.npy"),
+                &["xi.npy|`x`", "int64", "float"],
+            )
+            .with(|dir| {
+                write_npy(
+                    &dir.join("xi.npy"),
+                    &ArrayData::Int(ArrayD::zeros(IxDyn(&[T, B, X]))),
+                )
+                .unwrap()
+            }),
+            run_fails(
+                "an input array named as no input",
+                &context("--inputs", "wrong_name.npz"),
+                &["context", "input"],
+            )
+            .with(context_files_of_t),
+            // An input left out is named too.
+            run_fails(
+                "an input left out",
+                &context("--inputs", "only_x.npz"),
+                &["`c`", "missing"],
+            )
+            .with(context_files_of_t),
+            // A one-input cell with a wrongly named array in --inputs.
+            run_fails(
+                "a one-input cell's input array wrongly named",
+                &["run", m, "--params", "p.npz", "--inputs", "xs.npz"],
+                &["`input`", "x)|`x`|: x"],
+            )
+            .with(|dir| {
+                let d = lstm_data(dir, 25);
+                save_npz(&dir.join("xs.npz"), &named(&[("input", &d.x)]));
+            }),
+            run_fails(
+                "--input for a cell with two inputs",
+                &context("--input", "x.npy"),
+                &["--input", "--inputs"],
+            )
+            .with(context_files_of_t),
+            run_fails(
+                "inputs that disagree on the steps",
+                &context("--inputs", "xs.npz"),
+                &["`x`", "`c`", "7", "6"],
+            )
+            .with(|dir| context_files(dir, 27, 7, 6)),
+            run_fails(
+                "inputs that disagree on the batch",
+                &context("--inputs", "xs.npz"),
+                &["`x`", "`c`", "batch"],
+            )
+            .with(|dir| {
+                let mut rng = SplitMix64::new(28);
+                save_npz(&dir.join("p.npz"), &context_data(&mut rng, 4, 3, 2, 5));
+                let x = rng.uniform::<f32>(&[T, 2, 3], 1.0);
+                let c = rng.uniform::<f32>(&[T, 3, 2], 1.0);
+                save_npz(&dir.join("xs.npz"), &named(&[("x", &x), ("c", &c)]));
+            }),
         ],
-        &["text.npz"],
     );
-    assert_run_fails(
-        &dir,
-        &[
-            "run",
-            &m,
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--lengths",
-            "text.npy",
+}
+
+#[test]
+fn run_rejects_files_it_cannot_read() {
+    let lstm = model("lstm");
+    let m = lstm.as_str();
+    let base = ["run", m, "--params", "p.npz", "--input", "x.npy"];
+    let with = |flag: &'static str, file: &'static str| [&base[..], &[flag, file]].concat();
+    let input = |file: &'static str| ["run", m, "--params", "p.npz", "--input", file];
+    let params = |file: &'static str| lstm_args(m, file);
+    // The LSTM's files, and files that are not NumPy at all.
+    let common = |dir: &Path| {
+        lstm_files(dir);
+        fs::write(dir.join("text.npy"), "x = [1, 2, 3]\n").unwrap();
+        fs::write(dir.join("text.npz"), "W_f = [[1, 2], [3, 4]]\n").unwrap();
+        fs::write(dir.join("empty.npz"), "").unwrap();
+    };
+    /// Writes `to`: the first `keep(len)` bytes of `from`.
+    fn cut(from: &'static str, to: &'static str, keep: fn(usize) -> usize) -> impl Fn(&Path) {
+        move |dir| {
+            let bytes = fs::read(dir.join(from)).unwrap();
+            fs::write(dir.join(to), &bytes[..keep(bytes.len())]).unwrap();
+        }
+    }
+    let truncated = "truncated|incomplete|cut short";
+    assert_error_cases(
+        common,
+        vec![
+            run_fails(
+                "a text file as --input",
+                &input("text.npy"),
+                &["text.npy", "NumPy|npy"],
+            ),
+            run_fails(
+                "a text file as --params",
+                &params("text.npz"),
+                &["text.npz", "npz|zip|NumPy"],
+            ),
+            run_fails(
+                "an empty file as --params",
+                &params("empty.npz"),
+                &["empty.npz"],
+            ),
+            run_fails(
+                "a text file as --inputs",
+                &["run", m, "--params", "p.npz", "--inputs", "text.npz"],
+                &["text.npz"],
+            ),
+            run_fails(
+                "a text file as --init",
+                &with("--init", "text.npz"),
+                &["text.npz"],
+            ),
+            run_fails(
+                "a text file as --lengths",
+                &with("--lengths", "text.npy"),
+                &["text.npy"],
+            ),
+            // An .npy where an .npz is expected, and the other way round.
+            run_fails("an .npy as --params", &params("x.npy"), &["x.npy", "npz"]),
+            run_fails("an .npz as --input", &input("p.npz"), &["p.npz"]),
+            run_fails(
+                "an .npy cut short in its data",
+                &input("cut.npy"),
+                &["cut.npy", "truncated"],
+            )
+            .with(cut("x.npy", "cut.npy", |n| n - 10)),
+            run_fails(
+                "an .npy cut short in its header",
+                &input("head.npy"),
+                &["head.npy", "truncated"],
+            )
+            .with(cut("x.npy", "head.npy", |_| 20)),
+            // An archive that is whole, holding a member whose data is cut short.
+            run_fails(
+                "an .npz member cut short",
+                &params("cut.npz"),
+                &["W_C", "cut.npz", "truncated"],
+            )
+            .with(|dir| {
+                let d = lstm_data(dir, 20);
+                let members: Vec<(&str, Vec<u8>)> =
+                    d.p.iter()
+                        .map(|(n, a)| {
+                            let mut b = npy_bytes(dir, a);
+                            if n == "W_C" {
+                                b.truncate(b.len() - 8);
+                            }
+                            (n.as_str(), b)
+                        })
+                        .collect();
+                save_zip(&dir.join("cut.npz"), &members, false);
+            }),
+            // A download cut short: the end of the zip archive is missing. The
+            // message should say that the file is truncated (or incomplete), not
+            // only that it is "not an npz file" with the zip library's jargon.
+            run_fails(
+                "an .npz cut in half",
+                &params("half.npz"),
+                &["half.npz", truncated],
+            )
+            .with(cut("p.npz", "half.npz", |n| n / 2)),
+            run_fails(
+                "an .npz without its last bytes",
+                &params("tail.npz"),
+                &["tail.npz", truncated],
+            )
+            .with(cut("p.npz", "tail.npz", |n| n - 5)),
+            run_fails("no such --params", &params("nope.npz"), &["nope.npz"]),
+            run_fails("no such --input", &input("nope.npy"), &["nope.npy"]),
+            run_fails(
+                "no such --inputs",
+                &["run", m, "--params", "p.npz", "--inputs", "nope.npz"],
+                &["nope.npz"],
+            ),
+            run_fails(
+                "no such --init",
+                &with("--init", "nope_s.npz"),
+                &["nope_s.npz"],
+            ),
+            run_fails(
+                "no such --lengths",
+                &with("--lengths", "nope_l.npy"),
+                &["nope_l.npy"],
+            ),
+            run_fails(
+                "no such cell file",
+                &["run", "nope.cell", "--params", "p.npz", "--input", "x.npy"],
+                &["nope.cell"],
+            ),
         ],
-        &["text.npy"],
-    );
-    // An .npy where an .npz is expected, and the other way round.
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "x.npy", "--input", "x.npy"],
-        &["x.npy", "npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "p.npz"],
-        &["p.npz"],
     );
 }
 
 #[test]
-fn error_truncated_npy() {
-    let dir = scratch("err-truncated-npy");
-    lstm_data(&dir, 30);
-    let bytes = fs::read(dir.join("x.npy")).unwrap();
-    fs::write(dir.join("cut.npy"), &bytes[..bytes.len() - 10]).unwrap();
-    fs::write(dir.join("head.npy"), &bytes[..20]).unwrap();
+fn run_rejects_lengths_out_of_range_or_not_integers() {
     let m = model("lstm");
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "cut.npy"],
-        &["cut.npy", "truncated"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "head.npy"],
-        &["head.npy", "truncated"],
-    );
-}
-
-#[test]
-fn error_truncated_npz_member() {
-    // An archive that is whole, holding a member whose data is cut short.
-    let dir = scratch("err-truncated-member");
-    let d = lstm_data(&dir, 31);
-    let members: Vec<(&str, Vec<u8>)> =
-        d.p.iter()
-            .map(|(n, a)| {
-                let mut b = npy_bytes(&dir, a);
-                if n == "W_C" {
-                    b.truncate(b.len() - 8);
-                }
-                (n.as_str(), b)
-            })
-            .collect();
-    save_zip(&dir.join("cut.npz"), &members, false);
-    let m = model("lstm");
-    assert_run_fails(
-        &dir,
-        &lstm_args(&m, "cut.npz"),
-        &["W_C", "cut.npz", "truncated"],
-    );
-}
-
-#[test]
-fn error_truncated_npz_file() {
-    // A download cut short: the end of the zip archive is missing. The
-    // message should say that the file is truncated (or incomplete), not
-    // only that it is "not an npz file" with the zip library's jargon.
-    let dir = scratch("err-truncated-npz");
-    lstm_data(&dir, 32);
-    let bytes = fs::read(dir.join("p.npz")).unwrap();
-    fs::write(dir.join("half.npz"), &bytes[..bytes.len() / 2]).unwrap();
-    fs::write(dir.join("tail.npz"), &bytes[..bytes.len() - 5]).unwrap();
-    let m = model("lstm");
-    assert_run_fails(
-        &dir,
-        &lstm_args(&m, "half.npz"),
-        &["half.npz", "truncated|incomplete|cut short"],
-    );
-    assert_run_fails(
-        &dir,
-        &lstm_args(&m, "tail.npz"),
-        &["tail.npz", "truncated|incomplete|cut short"],
-    );
-}
-
-#[test]
-fn error_nonexistent_files() {
-    let dir = scratch("err-nonexistent");
-    lstm_data(&dir, 33);
-    let m = model("lstm");
-    let base = ["run", m.as_str(), "--params", "p.npz", "--input", "x.npy"];
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "nope.npz", "--input", "x.npy"],
-        &["nope.npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "nope.npy"],
-        &["nope.npy"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--inputs", "nope.npz"],
-        &["nope.npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &[&base[..], &["--init", "nope_s.npz"]].concat(),
-        &["nope_s.npz"],
-    );
-    assert_run_fails(
-        &dir,
-        &[&base[..], &["--lengths", "nope_l.npy"]].concat(),
-        &["nope_l.npy"],
-    );
-    assert_run_fails(
-        &dir,
-        &["run", "nope.cell", "--params", "p.npz", "--input", "x.npy"],
-        &["nope.cell"],
-    );
-}
-
-#[test]
-fn error_lengths_out_of_range_or_not_integers() {
-    let dir = scratch("err-lengths");
-    lstm_data(&dir, 34);
-    let m = model("lstm");
-    let base = [
+    let args = [
         "run",
         m.as_str(),
         "--params",
@@ -2435,91 +2381,57 @@ fn error_lengths_out_of_range_or_not_integers() {
         "--lengths",
         "l.npy",
     ];
-    type Case<'a> = (&'a str, Box<dyn Fn(&Path)>, Vec<&'a str>);
-    let cases: Vec<Case> = vec![
-        (
-            "negative",
-            Box::new(|p| save_lengths(p, &[-1, 2])),
-            vec!["--lengths", "-1"],
-        ),
-        (
-            "longer than T",
-            Box::new(|p| save_lengths(p, &[2, T as i64 + 1])),
-            vec!["--lengths", "6"],
-        ),
-        (
-            "float",
-            Box::new(|p| save_npy_f64(p, &ArrayD::from_elem(IxDyn(&[B]), 2.0))),
-            vec!["--lengths", "float64|integer"],
-        ),
-        (
-            "float32",
-            Box::new(|p| save_npy(p, &ArrayD::from_elem(IxDyn(&[B]), 2.0))),
-            vec!["--lengths"],
-        ),
-        (
-            "too many",
-            Box::new(|p| save_lengths(p, &[1, 2, 3])),
-            vec!["--lengths", "3"],
-        ),
-        (
-            "too few",
-            Box::new(|p| save_lengths(p, &[1])),
-            vec!["--lengths", "1"],
-        ),
-        (
-            "two axes",
-            Box::new(|p| write_npy(p, &ArrayData::Int(ArrayD::zeros(IxDyn(&[B, 1])))).unwrap()),
-            vec!["--lengths", "[B]"],
-        ),
-        (
-            "negative int32",
-            Box::new(|p| save_lengths_i32(p, &[3, -2])),
-            vec!["--lengths", "-2"],
-        ),
-    ];
-    for (what, make, needles) in cases {
-        make(&dir.join("l.npy"));
-        let r = assert_run_fails(&dir, &base, &needles);
-        assert!(!r.stderr.is_empty(), "{what}");
-        fs::remove_file(dir.join("l.npy")).unwrap();
-    }
-}
-
-#[test]
-fn error_lengths_beyond_int64_names_the_flag() {
-    // A uint64 length is an integer, but far outside 0..=T: like every bad
-    // length, an error naming --lengths.
-    let dir = scratch("err-lengths-u64");
-    lstm_data(&dir, 43);
-    let data: Vec<u8> = [u64::MAX - 1, 2]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    save_raw_npy(&dir.join("l.npy"), "<u8", &[B], &data);
-    let m = model("lstm");
-    assert_run_fails(
-        &dir,
-        &[
-            "run",
-            &m,
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--lengths",
-            "l.npy",
+    let lengths = |name: &str, needles: &[&str], write: fn(&Path)| {
+        run_fails(name, &args, needles).with(move |dir| write(&dir.join("l.npy")))
+    };
+    assert_error_cases(
+        lstm_files,
+        vec![
+            lengths("a negative length", &["--lengths", "-1"], |p| {
+                save_lengths(p, &[-1, 2])
+            }),
+            lengths("a length longer than T", &["--lengths", "6"], |p| {
+                save_lengths(p, &[2, T as i64 + 1])
+            }),
+            lengths("float64 lengths", &["--lengths", "float64|integer"], |p| {
+                save_npy_f64(p, &ArrayD::from_elem(IxDyn(&[B]), 2.0))
+            }),
+            lengths("float32 lengths", &["--lengths"], |p| {
+                save_npy(p, &ArrayD::from_elem(IxDyn(&[B]), 2.0))
+            }),
+            lengths("more lengths than the batch", &["--lengths", "3"], |p| {
+                save_lengths(p, &[1, 2, 3])
+            }),
+            lengths("fewer lengths than the batch", &["--lengths", "1"], |p| {
+                save_lengths(p, &[1])
+            }),
+            lengths("lengths of two axes", &["--lengths", "[B]"], |p| {
+                write_npy(p, &ArrayData::Int(ArrayD::zeros(IxDyn(&[B, 1])))).unwrap()
+            }),
+            lengths("a negative int32 length", &["--lengths", "-2"], |p| {
+                save_lengths_i32(p, &[3, -2])
+            }),
+            // A uint64 length is an integer, but far outside 0..=T: like every
+            // bad length, an error naming --lengths.
+            lengths(
+                "a uint64 length beyond int64",
+                &["--lengths", "l.npy"],
+                |p| {
+                    let data: Vec<u8> = [u64::MAX - 1, 2]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect();
+                    save_raw_npy(p, "<u8", &[B], &data);
+                },
+            ),
         ],
-        &["--lengths", "l.npy"],
     );
 }
 
 #[test]
-fn error_initial_state_that_is_no_state() {
-    let dir = scratch("err-init-name");
-    lstm_data(&dir, 35);
+fn run_rejects_initial_states_that_are_no_state_or_do_not_fit() {
     let m = model("lstm");
-    let base = [
+    let args = [
         "run",
         m.as_str(),
         "--params",
@@ -2529,130 +2441,127 @@ fn error_initial_state_that_is_no_state() {
         "--init",
         "s.npz",
     ];
-    let z = ArrayD::<f32>::zeros(IxDyn(&[B, H]));
-    save_npz(&dir.join("s.npz"), &named(&[("h", &z), ("c", &z)]));
-    // `c` is not `C`: names are case-sensitive.
-    assert_run_fails(&dir, &base, &["`c`", "state"]);
-    save_npz(&dir.join("s.npz"), &named(&[("h.last", &z)]));
-    assert_run_fails(&dir, &base, &["h.last", "state"]);
-    // A state of the wrong size, or for the wrong batch.
-    save_npz(
-        &dir.join("s.npz"),
-        &named(&[("h", &ArrayD::zeros(IxDyn(&[B, H + 1])))]),
+    let init = |name: &str, needles: &[&str], states: Vec<(&'static str, Vec<usize>)>| {
+        run_fails(name, &args, needles).with(move |dir| {
+            let arrays: Named = states
+                .iter()
+                .map(|(n, shape)| (n.to_string(), zeros(shape)))
+                .collect();
+            save_npz(&dir.join("s.npz"), &arrays);
+        })
+    };
+    assert_error_cases(
+        lstm_files,
+        vec![
+            // `c` is not `C`: names are case-sensitive.
+            init(
+                "a state name in the wrong case",
+                &["`c`", "state"],
+                vec![("h", vec![B, H]), ("c", vec![B, H])],
+            ),
+            init(
+                "a final state's name",
+                &["h.last", "state"],
+                vec![("h.last", vec![B, H])],
+            ),
+            init(
+                "a state of the wrong size",
+                &["`h`", "H|[B, H]"],
+                vec![("h", vec![B, H + 1])],
+            ),
+            init(
+                "a state for the wrong batch",
+                &["`C`", "B"],
+                vec![("C", vec![B + 1, H])],
+            ),
+        ],
     );
-    assert_run_fails(&dir, &base, &["`h`", "H|[B, H]"]);
-    save_npz(
-        &dir.join("s.npz"),
-        &named(&[("C", &ArrayD::zeros(IxDyn(&[B + 1, H])))]),
-    );
-    assert_run_fails(&dir, &base, &["`C`", "B"]);
 }
 
 #[test]
-fn error_define_conflicts_with_an_array() {
-    let dir = scratch("err-conflict");
-    lstm_data(&dir, 36);
+fn run_rejects_sizes_that_contradict_the_arrays() {
     let m = model("lstm");
-    let base = ["run", m.as_str(), "--params", "p.npz", "--input", "x.npy"];
-    // Both sources are named: the -D, and the array.
-    assert_run_fails(
-        &dir,
-        &[&base[..], &["-D", "H=5"]].concat(),
-        &["H=5", "W_|b_"],
-    );
-    assert_run_fails(
-        &dir,
-        &[&base[..], &["-D", "X=7"]].concat(),
-        &["X=7", "W_|`x`"],
-    );
-    // -D of a dimension the cell does not have.
-    assert_run_fails(&dir, &[&base[..], &["-D", "Q=3"]].concat(), &["Q"]);
-}
-
-#[test]
-fn error_input_conflicts_with_the_parameters() {
-    let dir = scratch("err-conflict-input");
-    lstm_data(&dir, 37);
-    save_npy(&dir.join("x2.npy"), &ArrayD::zeros(IxDyn(&[T, B, X - 1])));
-    let m = model("lstm");
-    // X is 3 by the weights, 2 by the input: both named.
-    assert_run_fails(
-        &dir,
-        &["run", &m, "--params", "p.npz", "--input", "x2.npy"],
-        &["`x`|x2.npy", "W_"],
-    );
-    // A free dimension given by -D and by the array.
-    let dir = scratch("err-conflict-free");
-    let mut rng = Rng::new(38);
-    let p: Named = vec![
-        ("U".into(), rng.array(&[H, X], 0.7)),
-        ("W".into(), rng.array(&[H, H], 0.7)),
-        ("V".into(), rng.array(&[5, H], 0.7)),
-    ];
-    save_npz(&dir.join("p.npz"), &p);
-    save_npy(&dir.join("x.npy"), &rng.array(&[T, B, X], 1.0));
     let e = model("elman");
-    assert_run_fails(
-        &dir,
-        &[
-            "run", &e, "--params", "p.npz", "--input", "x.npy", "-D", "V_rows=6",
+    let base = ["run", m.as_str(), "--params", "p.npz", "--input", "x.npy"];
+    let define = |d: &'static str| [&base[..], &["-D", d]].concat();
+    assert_error_cases(
+        lstm_files,
+        vec![
+            // Both sources are named: the -D, and the array.
+            run_fails(
+                "-D H against the weights",
+                &define("H=5"),
+                &["H=5", "W_|b_"],
+            ),
+            run_fails(
+                "-D X against the weights and input",
+                &define("X=7"),
+                &["X=7", "W_|`x`"],
+            ),
+            // -D of a dimension the cell does not have.
+            run_fails("-D of a dimension the cell lacks", &define("Q=3"), &["Q"]),
+            // X is 3 by the weights, 2 by the input: both named.
+            run_fails(
+                "an input against the weights",
+                &["run", &m, "--params", "p.npz", "--input", "x2.npy"],
+                &["`x`|x2.npy", "W_"],
+            )
+            .with(zeros_npy("x2.npy", &[T, B, X - 1])),
+            // A free dimension given by -D and by the array.
+            run_fails(
+                "-D of a free dimension against its array",
+                &[
+                    "run", &e, "--params", "p.npz", "--input", "x.npy", "-D", "V_rows=6",
+                ],
+                &["V_rows=6", "`V`"],
+            )
+            .with(|dir| {
+                let mut rng = SplitMix64::new(38);
+                let p: Named = vec![
+                    ("U".into(), rng.uniform::<f32>(&[H, X], 0.7)),
+                    ("W".into(), rng.uniform::<f32>(&[H, H], 0.7)),
+                    ("V".into(), rng.uniform::<f32>(&[5, H], 0.7)),
+                ];
+                save_npz(&dir.join("p.npz"), &p);
+                save_npy(&dir.join("x.npy"), &rng.uniform::<f32>(&[T, B, X], 1.0));
+            }),
         ],
-        &["V_rows=6", "`V`"],
     );
 }
 
 #[test]
-fn error_output_into_a_missing_directory() {
-    let dir = scratch("err-outdir");
-    lstm_data(&dir, 39);
-    let m = model("lstm");
-    for target in ["nodir/out.npz", "a/b/out.npz"] {
-        let before = listing(&dir);
-        let r = cellc(
-            &dir,
-            &[
-                "run", &m, "--params", "p.npz", "--input", "x.npy", "-o", target,
-            ],
-        );
-        let top = target.split('/').next().unwrap();
-        assert_clean_error(&r, &[top]);
-        assert!(
-            !dir.join(top).exists(),
-            "nothing is created\n{}",
-            r.context()
-        );
-        assert_eq!(listing(&dir), before);
-    }
-    // Also with generated data, where nothing is read first.
-    let r = cellc(
-        &dir,
-        &["run", &m, "-D", "H=2", "-D", "X=2", "-o", "nodir/out.npz"],
-    );
-    assert_clean_error(&r, &["nodir"]);
-    assert!(!dir.join("nodir").exists());
-}
-
-#[test]
-fn error_output_onto_a_directory() {
-    let dir = scratch("err-out-is-dir");
-    lstm_data(&dir, 40);
-    fs::create_dir(dir.join("sub")).unwrap();
-    let before = listing(&dir);
-    let m = model("lstm");
-    let r = cellc(
-        &dir,
-        &[
-            "run", &m, "--params", "p.npz", "--input", "x.npy", "-o", "sub",
+fn run_creates_nothing_where_it_cannot_write_the_output() {
+    let lstm = model("lstm");
+    let m = lstm.as_str();
+    let to = |target: &'static str| {
+        [
+            "run", m, "--params", "p.npz", "--input", "x.npy", "-o", target,
+        ]
+    };
+    assert_error_cases(
+        lstm_files,
+        vec![
+            fails(
+                "an output in a missing directory",
+                &to("nodir/out.npz"),
+                &["nodir"],
+            ),
+            fails(
+                "an output two missing directories down",
+                &to("a/b/out.npz"),
+                &["a"],
+            ),
+            // Also with generated data, where nothing is read first.
+            fails(
+                "generated data into a missing directory",
+                &["run", m, "-D", "H=2", "-D", "X=2", "-o", "nodir/out.npz"],
+                &["nodir"],
+            ),
+            // No temporary file is left, beside it or in it.
+            fails("an output onto a directory", &to("sub"), &["sub"])
+                .with(|dir| fs::create_dir(dir.join("sub")).unwrap()),
         ],
     );
-    assert_clean_error(&r, &["sub"]);
-    assert_eq!(
-        listing(&dir),
-        before,
-        "no temporary file is left\n{}",
-        r.context()
-    );
-    assert!(listing(&dir.join("sub")).is_empty());
 }
 
 #[test]
@@ -2735,49 +2644,46 @@ fn nan_or_infinity_is_not_an_error_but_a_warning() {
 
 #[test]
 fn a_failed_run_leaves_an_existing_output_intact() {
-    let dir = scratch("keep-old-output");
-    let d = lstm_data(&dir, 42);
-    let old = b"the previous result".to_vec();
-    let m = model("lstm");
-    let p: Named = d.p.iter().filter(|(n, _)| n != "W_f").cloned().collect();
-    save_npz(&dir.join("missing.npz"), &p);
-    save_lengths(&dir.join("l.npy"), &[9, 9]);
-    fs::write(
-        dir.join("bad.cell"),
-        "cell bad(x: [X]) {\n  state h: [H]\n  output h\n}\n",
-    )
-    .unwrap();
-    let cases: Vec<Vec<&str>> = vec![
-        vec!["run", &m, "--params", "missing.npz", "--input", "x.npy"],
+    let lstm = model("lstm");
+    let m = lstm.as_str();
+    // An old `out.npz` beside the files each failure needs; the table checks
+    // that its bytes, like every other file's, are as they were.
+    let common = |dir: &Path| {
+        let d = lstm_data(dir, 42);
+        let p: Named = d.p.iter().filter(|(n, _)| n != "W_f").cloned().collect();
+        save_npz(&dir.join("missing.npz"), &p);
+        save_lengths(&dir.join("l.npy"), &[9, 9]);
+        fs::write(
+            dir.join("bad.cell"),
+            "cell bad(x: [X]) {\n  state h: [H]\n  output h\n}\n",
+        )
+        .unwrap();
+        fs::write(dir.join("out.npz"), b"the previous result").unwrap();
+    };
+    assert_error_cases(
+        common,
         vec![
-            "run",
-            &m,
-            "--params",
-            "p.npz",
-            "--input",
-            "x.npy",
-            "--lengths",
-            "l.npy",
+            run_fails("a parameter left out", &lstm_args(m, "missing.npz"), &[]),
+            run_fails(
+                "lengths beyond T",
+                &[&lstm_args(m, "p.npz")[..], &["--lengths", "l.npy"]].concat(),
+                &[],
+            ),
+            run_fails(
+                "no such input",
+                &["run", m, "--params", "p.npz", "--input", "nope.npy"],
+                &[],
+            ),
+            run_fails(
+                "-D against the weights",
+                &[&lstm_args(m, "p.npz")[..], &["-D", "H=9"]].concat(),
+                &[],
+            ),
+            run_fails(
+                "a cell that does not check",
+                &["run", "bad.cell", "--params", "p.npz", "--input", "x.npy"],
+                &[],
+            ),
         ],
-        vec!["run", &m, "--params", "p.npz", "--input", "nope.npy"],
-        vec![
-            "run", &m, "--params", "p.npz", "--input", "x.npy", "-D", "H=9",
-        ],
-        vec!["run", "bad.cell", "--params", "p.npz", "--input", "x.npy"],
-    ];
-    for args in cases {
-        fs::write(dir.join("out.npz"), &old).unwrap();
-        let before = listing(&dir);
-        let mut all = args.clone();
-        all.extend(["-o", "out.npz"]);
-        let r = cellc(&dir, &all);
-        assert_clean_error(&r, &[]);
-        assert_eq!(
-            fs::read(dir.join("out.npz")).unwrap(),
-            old,
-            "the old file is untouched\n{}",
-            r.context()
-        );
-        assert_eq!(listing(&dir), before, "no temporary file\n{}", r.context());
-    }
+    );
 }

@@ -9,6 +9,7 @@ use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, backward};
 use cellc::runtime::data::prepare;
 use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use common::errors::{assert_error_cases, fails};
 use common::{cellc, scratch};
 use ndarray::{ArrayD, Dimension, IxDyn};
 use std::path::Path;
@@ -235,43 +236,57 @@ fn learned_initial_state_gradient_is_the_batch_sum_unless_supplied() {
 
 #[test]
 fn cotangent_errors_name_the_array_and_leave_no_file() {
-    let dir = scratch("errors");
-    write_files(&dir.0, "lstm", false);
-    // (what is wrong, the cotangent file's arrays, what the message must name)
-    type Case = (&'static str, Vec<(String, ArrayData)>, &'static str);
-    let cases: Vec<Case> = vec![
-        (
-            "unknown",
-            vec![("y".into(), ArrayData::F64(det(&[4, 3, 4], 1)))],
-            "`y`",
-        ),
-        (
-            "state",
-            vec![("C".into(), ArrayData::F64(det(&[4, 3, 4], 1)))],
-            "`C`",
-        ),
-        (
-            "shape",
-            vec![("h".into(), ArrayData::F64(det(&[4, 3, 5], 1)))],
-            "`h`",
-        ),
-        (
-            "last",
-            vec![("h.last".into(), ArrayData::F64(det(&[3, 5], 1)))],
-            "`h.last`",
-        ),
+    let lstm = model("lstm");
+    let args = [
+        "grad",
+        lstm.as_str(),
+        "--params",
+        "p.npz",
+        "--input",
+        "x.npy",
+        "--cotangent",
+        "bad.npz",
+        "-o",
+        "g.npz",
     ];
-    for (what, arrays, needle) in cases {
-        write_npz(&dir.0.join("bad.npz"), &arrays).unwrap();
-        let out = grad(&dir.0, &model("lstm"), "bad.npz", &["-o", "g.npz"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
-        assert!(err.contains(needle), "{what}: {err}");
-        assert!(!err.contains("panicked"));
-        assert!(!dir.0.join("g.npz").exists(), "{what}: no output file");
-    }
-    // An output left out has a zero cotangent: an empty-ish file with only
-    // `C.last` is fine.
+    // The cotangent file holds one array, `name` of `shape`.
+    let cotangent = |what: &str, needle: &str, name: &'static str, shape: &'static [usize]| {
+        fails(what, &args, &[needle]).with(move |dir| {
+            write_npz(
+                &dir.join("bad.npz"),
+                &[(name.into(), ArrayData::F64(det(shape, 1)))],
+            )
+            .unwrap()
+        })
+    };
+    assert_error_cases(
+        |dir| {
+            write_files(dir, "lstm", false);
+        },
+        vec![
+            cotangent("an array of no output's name", "`y`", "y", &[4, 3, 4]),
+            cotangent("a state's name, which is no output", "`C`", "C", &[4, 3, 4]),
+            cotangent(
+                "an output's cotangent of the wrong shape",
+                "`h`",
+                "h",
+                &[4, 3, 5],
+            ),
+            cotangent(
+                "a final state's cotangent of the wrong shape",
+                "`h.last`",
+                "h.last",
+                &[3, 5],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_output_left_out_of_the_cotangent_file_has_a_zero_cotangent() {
+    let dir = scratch("zero-cotangent");
+    write_files(&dir.0, "lstm", false);
+    // A file with only `C.last` is fine.
     write_npz(
         &dir.0.join("c.npz"),
         &[("C.last".into(), ArrayData::F64(det(&[3, 4], 2)))],

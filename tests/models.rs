@@ -9,14 +9,18 @@
 //!   outputs at every step and the final states that `runtime::forward` gives,
 //!   from the zero, learned or a supplied initial state (f64, 1e-12 relative).
 
+mod common;
+
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::print;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
+use cellc::rng::SplitMix64;
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::unroll::unroll;
+use common::{assert_close, random};
 use ndarray::{ArrayD, Axis, IxDyn};
 use std::path::{Path, PathBuf};
 
@@ -72,52 +76,6 @@ fn small_bindings(step: &StepGraph) -> Bindings {
         b.insert(d.name.clone(), v);
     }
     b
-}
-
-/// A deterministic generator (SplitMix64), so that the test needs no crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, scale: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (2.0 * unit - 1.0) * scale
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.uniform(scale))
-    }
-}
-
-fn eval_dims(dims: &[cellc::graph::dim::Dim], bindings: &Bindings) -> Vec<usize> {
-    dims.iter()
-        .map(|d| d.eval(bindings).expect("every dimension is bound") as usize)
-        .collect()
-}
-
-/// `max |got - want| <= rtol * max |want|` (with the scale at least 1e-300),
-/// and equal shapes.
-fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    assert!(
-        want.iter().all(|v| v.is_finite()),
-        "{what}: the expected values are not all finite: {want}"
-    );
-    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want.iter())
-        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-    assert!(
-        err <= rtol * scale,
-        "{what}: max error {err:e} > {rtol:e} × {scale:e}\n got: {got}\nwant: {want}"
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -187,49 +145,23 @@ fn check_unrolled_matches_loop(path: &Path, seed: u64, supplied: bool) {
     let step = load(path);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let bindings = small_bindings(&step);
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::from_state(seed);
 
-    let params: Vec<ArrayD<f64>> = step
-        .params
-        .iter()
-        .map(|p| rng.array(&eval_dims(&p.dims, &bindings), 0.6))
-        .collect();
-    let inputs: Vec<ArrayD<f64>> = step
-        .inputs
-        .iter()
-        .map(|i| {
-            let n = i.size.eval(&bindings).unwrap() as usize;
-            rng.array(&[STEPS, BATCH, n], 1.0)
-        })
-        .collect();
-    let state_size = |s: usize| step.states[s].size.eval(&bindings).unwrap() as usize;
-    let supplied_init: Vec<ArrayD<f64>> = (0..step.states.len())
-        .map(|s| rng.array(&[BATCH, state_size(s)], 0.8))
-        .collect();
+    let params = random::params(&step, &bindings, &mut rng, 0.6);
+    let inputs = random::inputs(&step, &bindings, &mut rng, STEPS, BATCH);
+    let supplied_init = random::states(&step, &bindings, &mut rng, BATCH, 0.8);
+    let state_size = |s: usize| random::size(&step.states[s].size, &bindings);
 
     // The step loop.
-    let named = |names: Vec<String>, arrays: &[ArrayD<f64>]| -> Vec<(String, ArrayD<f64>)> {
-        names.into_iter().zip(arrays.iter().cloned()).collect()
-    };
-    let init_named = if supplied {
-        named(
-            step.states.iter().map(|s| s.name.clone()).collect(),
-            &supplied_init,
-        )
-    } else {
-        Vec::new()
-    };
     let seq = prepare(
         &step,
-        named(
-            step.params.iter().map(|p| p.name.clone()).collect(),
-            &params,
-        ),
-        named(
-            step.inputs.iter().map(|i| i.name.clone()).collect(),
-            &inputs,
-        ),
-        init_named,
+        params.clone(),
+        inputs.clone(),
+        if supplied {
+            supplied_init.clone()
+        } else {
+            Vec::new()
+        },
         None,
         &bindings,
         false,
@@ -240,19 +172,20 @@ fn check_unrolled_matches_loop(path: &Path, seed: u64, supplied: bool) {
 
     // The unrolled graph: params, x[t] per step, h[-1] per state.
     let graph = unroll(&step, STEPS).expect("unrolls");
-    let mut args: Vec<ArrayD<f64>> = params.clone();
+    let mut args: Vec<ArrayD<f64>> = params.iter().map(|(_, a)| a.clone()).collect();
     for t in 0..STEPS {
-        for x in &inputs {
+        for (_, x) in &inputs {
             args.push(x.index_axis(Axis(0), t).to_owned());
         }
     }
     for (s, sig) in step.states.iter().enumerate() {
         let h0 = if supplied {
-            supplied_init[s].clone()
+            supplied_init[s].1.clone()
         } else {
             match sig.init {
                 Init::Zero => ArrayD::zeros(IxDyn(&[BATCH, state_size(s)])),
                 Init::Param(p) => params[p]
+                    .1
                     .broadcast(IxDyn(&[BATCH, state_size(s)]))
                     .expect("a learned initial state is a vector")
                     .to_owned(),

@@ -2,44 +2,20 @@
 //! (`tests/data/npy/`, made by `make_fixtures.py` there), round trips through
 //! the writer, the errors, atomic writing, and a fuzz run over broken inputs.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cellc::rng::SplitMix64;
 use cellc::runtime::npy::*;
+use common::scratch;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder, arr0, arr1, arr2};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/npy")
         .join(name)
-}
-
-/// A fresh, empty scratch directory for one test, removed when the test
-/// passes (kept for inspection when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(test: &str) -> Scratch {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("npy-tests")
-        .join(format!("{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
 }
 
 /// Fuzz iterations are multiplied by `NPY_FUZZ_SCALE` (default 1) for longer runs.
@@ -759,22 +735,9 @@ fn failed_writes_leave_no_files() {
 
 // --- no panic on any input ------------------------------------------------------
 
-/// xorshift64*: deterministic randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// `n` random bytes.
+fn random_bytes(rng: &mut SplitMix64, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.next_u64() as u8).collect()
 }
 
 const NPY_FIXTURES: &[&str] = &[
@@ -815,7 +778,7 @@ fn check_npy(bytes: &[u8]) {
 
 #[test]
 fn fuzz_npy_reader() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = SplitMix64::new(1);
     for name in NPY_FIXTURES {
         let good = fs::read(fixture(name)).unwrap();
         // Every truncation.
@@ -828,7 +791,7 @@ fn fuzz_npy_reader() {
             let mut bytes = good.clone();
             for _ in 0..1 + rng.below(4) {
                 let i = rng.below(bytes.len());
-                bytes[i] = rng.next() as u8;
+                bytes[i] = rng.next_u64() as u8;
             }
             check_npy(&bytes);
         }
@@ -844,11 +807,11 @@ fn fuzz_npy_reader() {
     // Pure noise, and noise behind a valid magic string and version.
     for _ in 0..3000 * fuzz_scale() {
         let n = rng.below(300);
-        check_npy(&rng.bytes(n));
+        check_npy(&random_bytes(&mut rng, n));
         let mut bytes = b"\x93NUMPY".to_vec();
         bytes.push(1 + rng.below(3) as u8);
         bytes.push(0);
-        bytes.extend(rng.bytes(n));
+        bytes.extend(random_bytes(&mut rng, n));
         check_npy(&bytes);
     }
     // Random headers built from header-like tokens.
@@ -887,7 +850,7 @@ fn fuzz_npy_reader() {
             dict.push_str(tokens[rng.below(tokens.len())]);
         }
         let n = rng.below(64);
-        let data = rng.bytes(n);
+        let data = random_bytes(&mut rng, n);
         check_npy(&npy_with_header(&dict, &data));
     }
 }
@@ -896,7 +859,7 @@ fn fuzz_npy_reader() {
 fn fuzz_npz_reader() {
     let dir = scratch("fuzz_npz");
     let path = dir.join("fuzz.npz");
-    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut rng = SplitMix64::new(2);
     let check = |bytes: &[u8]| {
         fs::write(&path, bytes).unwrap();
         if let Err(e) = read_npz(&path) {
@@ -912,7 +875,7 @@ fn fuzz_npz_reader() {
             let mut bytes = good.clone();
             for _ in 0..1 + rng.below(4) {
                 let i = rng.below(bytes.len());
-                bytes[i] = rng.next() as u8;
+                bytes[i] = rng.next_u64() as u8;
             }
             check(&bytes);
         }
@@ -920,7 +883,7 @@ fn fuzz_npz_reader() {
     for _ in 0..300 * fuzz_scale() {
         let n = rng.below(400);
         let mut bytes = b"PK\x03\x04".to_vec();
-        bytes.extend(rng.bytes(n));
+        bytes.extend(random_bytes(&mut rng, n));
         check(&bytes);
     }
     assert_eq!(entries(&dir), ["fuzz.npz"]);

@@ -74,10 +74,11 @@ use cellc::graph::dim::{Bindings, Type};
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
 use cellc::pipeline::differentiate_step;
+use cellc::rng::SplitMix64;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::data::{Sequences, prepare, size};
 use cellc::runtime::forward::{forward, initial_states};
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -1460,24 +1461,10 @@ fn walk(e: &E, f: &mut impl FnMut(&E)) {
 const T: usize = 3;
 const BATCH: usize = 2;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next() * scale)
-    }
-}
-
 /// The sizes of the named dimensions: X=2, U=3, H=3, K=2 and R in 2..=4.
 fn dim_values(seed: u64) -> BTreeMap<&'static str, usize> {
-    let mut rng = Rng(seed ^ 0x5151);
-    let r = 2 + ((rng.next() + 1.0) * 1.5) as usize % 3;
+    let mut rng = SplitMix64::from_state(seed ^ 0x5151);
+    let r = 2 + ((rng.symmetric() + 1.0) * 1.5) as usize % 3;
     BTreeMap::from([("X", 2), ("U", 3), ("H", 3), ("K", 2), ("R", r)])
 }
 
@@ -1548,12 +1535,12 @@ fn problem(
     let dims = dim_values(seed);
     let b = &defines(step, &dims);
     let shapes = param_shapes(cell, step, &dims)?;
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::from_state(seed);
     let params = step
         .params
         .iter()
         .zip(&shapes)
-        .map(|(p, shape)| (p.name.clone(), rng.array(shape, 0.8)))
+        .map(|(p, shape)| (p.name.clone(), rng.uniform(shape, 0.8)))
         .collect();
     // Inputs and initial states have named sizes only, bound by `defines`.
     let inputs = step
@@ -1562,14 +1549,14 @@ fn problem(
         .map(|i| {
             (
                 i.name.clone(),
-                rng.array(&[T, BATCH, size(&i.size, b)], 1.0),
+                rng.uniform(&[T, BATCH, size(&i.size, b)], 1.0),
             )
         })
         .collect();
     let init = if give_init {
         step.states
             .iter()
-            .map(|s| (s.name.clone(), rng.array(&[BATCH, size(&s.size, b)], 0.5)))
+            .map(|s| (s.name.clone(), rng.uniform(&[BATCH, size(&s.size, b)], 0.5)))
             .collect()
     } else {
         vec![]
@@ -1584,14 +1571,14 @@ fn problem(
             .map(|o| {
                 let mut shape = vec![T, BATCH];
                 shape.extend(o.ty.dims.iter().map(|d| size(d, b)));
-                Some(rng.array(&shape, 1.0))
+                Some(rng.uniform(&shape, 1.0))
             })
             .collect(),
         last: step
             .states
             .iter()
             .map(|s| {
-                let a = rng.array(&[BATCH, size(&s.size, b)], 1.0);
+                let a = rng.uniform(&[BATCH, size(&s.size, b)], 1.0);
                 Some(a.into_dimensionality().unwrap())
             })
             .collect(),

@@ -14,13 +14,17 @@
 //!     ONNX LSTM, GRU (linear_before_reset = 1, direction reverse) and RNN in
 //!     ONNX layout, whose weights are permuted here into the models' names.
 
+mod common;
+
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::op::Real;
 use cellc::graph::step::StepGraph;
+use cellc::rng::SplitMix64;
 use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::runtime::npy::{ArrayData, read_npz};
+use common::{assert_close, random};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn, s};
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,45 +41,6 @@ fn load_model(file: &str) -> StepGraph {
         Ok(c) => c.step,
         Err(f) => panic!("{file} does not check:\n{}", f.render(file)),
     }
-}
-
-/// A deterministic generator (SplitMix64), so that the test needs no crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-scale, scale).
-    fn uniform(&mut self, scale: f64) -> f64 {
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (2.0 * unit - 1.0) * scale
-    }
-    fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.uniform(scale))
-    }
-}
-
-/// `max |got - want| <= rtol * max |want|`, and equal shapes.
-fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
-    assert!(
-        want.iter().all(|v| v.is_finite()),
-        "{what}: reference not finite"
-    );
-    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want.iter())
-        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
-    assert!(
-        err <= rtol * scale,
-        "{what}: max error {err:e} > {rtol:e} × {scale:e}\n got: {got}\nwant: {want}"
-    );
 }
 
 fn to_f32(a: &ArrayD<f64>) -> ArrayD<f32> {
@@ -308,26 +273,11 @@ fn check_model_against_formulas(file: &str, cell: StepFn, seed: u64) {
         };
         bindings.insert(d.name.clone(), v);
     }
-    let size = |d: &cellc::graph::dim::Dim| d.eval(&bindings).expect("bound") as usize;
-    let mut rng = SplitMix(seed);
-    let params: Vec<(String, ArrayD<f64>)> = step
-        .params
-        .iter()
-        .map(|p| {
-            let shape: Vec<usize> = p.dims.iter().map(size).collect();
-            (p.name.clone(), rng.array(&shape, 0.7))
-        })
-        .collect();
-    let inputs: Vec<(String, ArrayD<f64>)> = step
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), rng.array(&[T, B, size(&i.size)], 1.0)))
-        .collect();
-    let supplied: Vec<(String, ArrayD<f64>)> = step
-        .states
-        .iter()
-        .map(|s| (s.name.clone(), rng.array(&[B, size(&s.size)], 0.9)))
-        .collect();
+    let size = |d: &cellc::graph::dim::Dim| random::size(d, &bindings);
+    let mut rng = SplitMix64::from_state(seed);
+    let params = random::params(&step, &bindings, &mut rng, 0.7);
+    let inputs = random::inputs(&step, &bindings, &mut rng, T, B);
+    let supplied = random::states(&step, &bindings, &mut rng, B, 0.9);
     let output_sizes: Vec<usize> = step
         .outputs
         .iter()
@@ -504,17 +454,17 @@ fn torch_gru_matches_its_formulas() {
 #[test]
 fn reverse_is_forward_on_reversed_time() {
     let step = load_model("torch_gru.cell");
-    let mut rng = SplitMix(21);
+    let mut rng = SplitMix64::from_state(21);
     let (h, x) = (4, 3);
     let data = RunData {
         params: vec![
-            ("weight_ih_l0".into(), rng.array(&[3 * h, x], 0.7)),
-            ("weight_hh_l0".into(), rng.array(&[3 * h, h], 0.7)),
-            ("bias_ih_l0".into(), rng.array(&[3 * h], 0.7)),
-            ("bias_hh_l0".into(), rng.array(&[3 * h], 0.7)),
+            ("weight_ih_l0".into(), rng.uniform(&[3 * h, x], 0.7)),
+            ("weight_hh_l0".into(), rng.uniform(&[3 * h, h], 0.7)),
+            ("bias_ih_l0".into(), rng.uniform(&[3 * h], 0.7)),
+            ("bias_hh_l0".into(), rng.uniform(&[3 * h], 0.7)),
         ],
-        inputs: vec![("x".into(), rng.array(&[T, B, x], 1.0))],
-        init: vec![("h".into(), rng.array(&[B, h], 1.0))],
+        inputs: vec![("x".into(), rng.uniform(&[T, B, x], 1.0))],
+        init: vec![("h".into(), rng.uniform(&[B, h], 1.0))],
         lengths: None,
         reverse: true,
     };

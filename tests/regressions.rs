@@ -3,6 +3,7 @@
 mod common;
 
 use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use common::errors::{assert_error_cases, fails};
 use common::{cellc, scratch, stderr};
 use ndarray::{ArrayD, IxDyn};
 
@@ -67,30 +68,27 @@ fn output_through_a_symlink_writes_its_target() {
 
 #[test]
 fn dimension_flags_conflicts_and_zero_are_errors() {
-    let dir = scratch("defines");
-    let o = cellc(&dir.0, &["check", &model("irnn"), "-D", "H=4", "-D", "H=5"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("-D H is given twice (4 and 5)"),
-        "{}",
-        stderr(&o)
-    );
-    let o = cellc(&dir.0, &["run", &model("irnn"), "-D", "H=0", "-D", "X=3"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("sizes are at least 1"),
-        "{}",
-        stderr(&o)
-    );
-    let o = cellc(
-        &dir.0,
-        &["run", &model("irnn"), "-D", "H=1000000", "-D", "X=1000000"],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("choose smaller sizes"),
-        "{}",
-        stderr(&o)
+    let irnn = model("irnn");
+    let m = irnn.as_str();
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails(
+                "-D H twice",
+                &["check", m, "-D", "H=4", "-D", "H=5"],
+                &["-D H is given twice (4 and 5)"],
+            ),
+            fails(
+                "-D H=0",
+                &["run", m, "-D", "H=0", "-D", "X=3"],
+                &["sizes are at least 1"],
+            ),
+            fails(
+                "sizes too large to allocate",
+                &["run", m, "-D", "H=1000000", "-D", "X=1000000"],
+                &["choose smaller sizes"],
+            ),
+        ],
     );
 }
 
@@ -113,72 +111,73 @@ fn generated_inputs_take_their_sizes_from_the_parameters_given() {
 
 #[test]
 fn a_literal_size_mismatch_says_what_was_expected() {
-    let dir = scratch("literal");
-    std::fs::write(
-        dir.0.join("l.cell"),
-        "cell l(x: [3]) {\n state h: [4]\n param W: [4, 3]\n h_t = tanh(W @ x_t)\n output h\n}\n",
-    )
-    .unwrap();
-    write_npz(&dir.0.join("p.npz"), &[("W".into(), f32s(&[4, 2], 0.1))]).unwrap();
-    write_npy(&dir.0.join("x.npy"), &f32s(&[5, 2, 3], 0.1)).unwrap();
-    let o = cellc(
-        &dir.0,
-        &["run", "l.cell", "--params", "p.npz", "--input", "x.npy"],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("has length 2, expected 3"),
-        "{}",
-        stderr(&o)
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails(
+                "W of [4, 2] for [4, 3]",
+                &["run", "l.cell", "--params", "p.npz", "--input", "x.npy"],
+                &["has length 2, expected 3"],
+            )
+            .with(|dir| {
+                std::fs::write(
+                    dir.join("l.cell"),
+                    "cell l(x: [3]) {\n state h: [4]\n param W: [4, 3]\n h_t = tanh(W @ x_t)\n output h\n}\n",
+                )
+                .unwrap();
+                write_npz(&dir.join("p.npz"), &[("W".into(), f32s(&[4, 2], 0.1))]).unwrap();
+                write_npy(&dir.join("x.npy"), &f32s(&[5, 2, 3], 0.1)).unwrap();
+            }),
+        ],
     );
 }
 
 #[test]
 fn a_vector_initial_state_for_a_batch_reports_its_own_shape() {
-    let dir = scratch("init");
-    write_npz(&dir.0.join("s.npz"), &[("h".into(), f32s(&[3], 0.0))]).unwrap();
-    let o = cellc(
-        &dir.0,
-        &[
-            "run",
-            &model("irnn"),
-            "-D",
-            "X=2",
-            "-D",
-            "H=3",
-            "--batch",
-            "2",
-            "--init",
-            "s.npz",
+    let irnn = model("irnn");
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails(
+                "h of [3] for a batch of 2",
+                &[
+                    "run", &irnn, "-D", "X=2", "-D", "H=3", "--batch", "2", "--init", "s.npz",
+                ],
+                &["has shape [3], expected [B, H] with B = 2"],
+            )
+            .with(|dir| write_npz(&dir.join("s.npz"), &[("h".into(), f32s(&[3], 0.0))]).unwrap()),
         ],
-    );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("has shape [3], expected [B, H] with B = 2"),
-        "{}",
-        stderr(&o)
     );
 }
 
 #[test]
 fn a_file_that_is_not_utf8_gets_a_location_and_controls_are_escaped() {
-    let dir = scratch("text");
-    std::fs::write(
-        dir.0.join("l1.cell"),
-        b"cell c(x: [X]) {\n  h_t = caf\xe9\n}\n",
-    )
-    .unwrap();
-    let o = cellc(&dir.0, &["check", "l1.cell"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("l1.cell:2:12"), "{}", stderr(&o));
-    std::fs::write(
-        dir.0.join("rlo.cell"),
-        "cell c(x: [X]) {\n  h_t = a \u{202E} b\n}\n",
-    )
-    .unwrap();
-    let o = cellc(&dir.0, &["check", "rlo.cell"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(!stderr(&o).contains('\u{202E}'), "{}", stderr(&o));
+    assert_error_cases(
+        |_| {},
+        vec![
+            fails(
+                "a byte that is not UTF-8",
+                &["check", "l1.cell"],
+                &["l1.cell:2:12"],
+            )
+            .with(|dir| {
+                std::fs::write(
+                    dir.join("l1.cell"),
+                    b"cell c(x: [X]) {\n  h_t = caf\xe9\n}\n",
+                )
+                .unwrap()
+            }),
+            fails("a right-to-left override", &["check", "rlo.cell"], &[])
+                .without(&["\u{202E}"])
+                .with(|dir| {
+                    std::fs::write(
+                        dir.join("rlo.cell"),
+                        "cell c(x: [X]) {\n  h_t = a \u{202E} b\n}\n",
+                    )
+                    .unwrap()
+                }),
+        ],
+    );
 }
 
 #[test]

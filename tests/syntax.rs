@@ -4,6 +4,7 @@
 //! at the right place, and no input makes the parser panic.
 
 use cellc::diagnostic::Diagnostic;
+use cellc::rng::SplitMix64;
 use cellc::syntax::ast::*;
 use cellc::syntax::{canonical_name, normalize_source, parse};
 use std::path::PathBuf;
@@ -975,21 +976,6 @@ fn deep_nesting_is_an_error_not_a_crash() {
 // ---------------------------------------------------------------------------
 // Never a panic
 
-/// A small deterministic generator, so that failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn must_not_panic(text: &str) {
     let source = normalize_source(text);
     if let Err(d) = parse(&source) {
@@ -1002,10 +988,10 @@ fn must_not_panic(text: &str) {
 
 #[test]
 fn random_bytes_never_panic() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = SplitMix64::new(1);
     for _ in 0..3_000 {
         let len = rng.below(80);
-        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         must_not_panic(&String::from_utf8_lossy(&bytes));
     }
 }
@@ -1074,7 +1060,7 @@ fn random_token_soup_never_panics() {
         "_{",
         "9999999999999999999999",
     ];
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = SplitMix64::new(2);
     for _ in 0..5_000 {
         let n = rng.below(40);
         let text: String = (0..n).map(|_| TOKENS[rng.below(TOKENS.len())]).collect();
@@ -1087,7 +1073,7 @@ fn random_token_soup_never_panics() {
 fn truncations_and_mutations_of_the_examples_never_panic() {
     let mut texts = spec_examples().unwrap_or_default();
     texts.push(r"cell g(x: [X]) { \begin{aligned} \tilde{h}_t &= \tanh\left(W\cdot[h_{t-1};x_t]\right) \\ \end{aligned} }".into());
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     for text in &texts {
         for (i, _) in text.char_indices() {
             must_not_panic(&text[..i]);

@@ -1,30 +1,21 @@
-//! Helpers shared by the gradient tests: a deterministic generator, loading a
-//! model, and a random problem (data and cotangents) for a cell.
+//! Helpers shared by the test files: the seeded generator, loading a model, a
+//! random problem (data and cotangents) for a cell, scratch directories and
+//! running the binary.
 #![allow(dead_code)] // each test file uses its own subset
+
+pub mod errors;
+pub mod random;
 
 use cellc::check::check_source;
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
+use cellc::rng::SplitMix64;
 use cellc::runtime::backward::Cotangents;
 use cellc::runtime::data::{Sequences, prepare, size};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// SplitMix64, uniform in [-1, 1).
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    pub fn array(&mut self, shape: &[usize], scale: f64) -> ArrayD<f64> {
-        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next() * scale)
-    }
-}
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn load(path: &str) -> StepGraph {
     let text = std::fs::read_to_string(path).unwrap();
@@ -57,30 +48,12 @@ pub fn problem(
 ) -> Problem {
     let b = bindings(step);
     let batch = 3;
-    let mut rng = Rng(seed);
-    let params = step
-        .params
-        .iter()
-        .map(|p| {
-            let shape: Vec<usize> = p.dims.iter().map(|d| size(d, &b)).collect();
-            (p.name.clone(), rng.array(&shape, 0.8))
-        })
-        .collect();
-    let inputs = step
-        .inputs
-        .iter()
-        .map(|i| {
-            (
-                i.name.clone(),
-                rng.array(&[t, batch, size(&i.size, &b)], 1.0),
-            )
-        })
-        .collect();
+    // The raw state, as the SplitMix64 copy this replaced took it: same data.
+    let mut rng = SplitMix64::from_state(seed);
+    let params = random::params(step, &b, &mut rng, 0.8);
+    let inputs = random::inputs(step, &b, &mut rng, t, batch);
     let init = if give_init {
-        step.states
-            .iter()
-            .map(|s| (s.name.clone(), rng.array(&[batch, size(&s.size, &b)], 0.5)))
-            .collect()
+        random::states(step, &b, &mut rng, batch, 0.5)
     } else {
         vec![]
     };
@@ -92,16 +65,12 @@ pub fn problem(
             .map(|o| {
                 let mut shape = vec![t, batch];
                 shape.extend(o.ty.dims.iter().map(|d| size(d, &b)));
-                Some(rng.array(&shape, 1.0))
+                Some(rng.uniform(&shape, 1.0))
             })
             .collect(),
-        last: step
-            .states
-            .iter()
-            .map(|s| {
-                let a = rng.array(&[batch, size(&s.size, &b)], 1.0);
-                Some(a.into_dimensionality().unwrap())
-            })
+        last: random::states(step, &b, &mut rng, batch, 1.0)
+            .into_iter()
+            .map(|(_, a)| Some(a.into_dimensionality().unwrap()))
             .collect(),
     };
     Problem { seq, cot }
@@ -112,22 +81,60 @@ pub fn model_path(model: &str) -> String {
     format!("{}/models/{model}.cell", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `max |got - want| <= rtol * max |want|` (with the scale at least 1e-300),
+/// and equal shapes.
+pub fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
+    assert!(
+        want.iter().all(|v| v.is_finite()),
+        "{what}: the expected values are not all finite: {want}"
+    );
+    let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(want.iter())
+        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+    assert!(
+        err <= rtol * scale,
+        "{what}: max error {err:e} > {rtol:e} × {scale:e}\n got: {got}\nwant: {want}"
+    );
+}
+
 /// Whether `a` and `b` agree to `rel`, relative to the larger of them or `floor`.
 pub fn close(a: f64, b: f64, rel: f64, floor: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(floor)
 }
 
-/// A scratch directory for one test, removed when the test ends.
+/// A fresh, empty directory for one test, removed when the test passes (kept
+/// for inspection when it fails).
 pub struct Scratch(pub PathBuf);
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
     }
 }
 
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A directory of its own for every call, even for one name: tests of one
+/// binary run in parallel, and a table makes one per case.
 pub fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("cellc-test-{name}-{}", std::process::id()));
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cellc-tests")
+        .join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     Scratch(dir)
