@@ -2,15 +2,16 @@
 //! contract (`cellc-cli.md`) lays out. Everything here is I/O and argument
 //! handling; no stage logic lives in this module.
 
+use crate::data::bind::{self, Constraint};
+use crate::data::matching::{self, Named};
+use crate::data::{self, ArrayData, NpyArray};
 use crate::diagnostic::render_all;
 use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::{Init, StepGraph};
-use crate::runtime::bind::{self, Constraint};
-use crate::runtime::data::{self, Named, Sequences, size};
 use crate::runtime::forward;
-use crate::runtime::npy::{self, ArrayData, NpyArray};
+use crate::runtime::types::{Sequences, size};
 use clap::{Parser, Subcommand, ValueEnum};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
@@ -440,7 +441,7 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
 
 fn read_named<F: Real>(path: &Path, what: &str) -> Result<Named<F>, Failure> {
     let mut out = Vec::new();
-    for (name, a) in npy::read_npz(path)? {
+    for (name, a) in data::read_npz(path)? {
         let arr = to_float::<F>(
             &format!("{what} `{name}` in `{}`", path.display()),
             a,
@@ -503,7 +504,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                         .join(", ")
                 )));
             }
-            let a = npy::read_npy(p)?;
+            let a = data::read_npy(p)?;
             let what = format!("input `{}`", p.display());
             Some(vec![(
                 step.inputs[0].name.clone(),
@@ -625,7 +626,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     let lengths = match &d.lengths {
         None => None,
         Some(p) => {
-            let a = npy::read_npy(p).map_err(|e| Failure(format!("error: --lengths: {e}")))?;
+            let a = data::read_npy(p).map_err(|e| Failure(format!("error: --lengths: {e}")))?;
             match a.data {
                 ArrayData::Int(x) if x.ndim() == 1 => Some(x.iter().copied().collect::<Vec<i64>>()),
                 ArrayData::Int(x) => {
@@ -648,7 +649,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     warn_non_finite(&params, "parameter");
     warn_non_finite(&inputs, "input");
     warn_non_finite(&init, "initial state");
-    Ok(data::prepare(
+    Ok(matching::prepare(
         step, params, inputs, init, lengths, &defs, d.reverse,
     )?)
 }
@@ -752,13 +753,13 @@ fn cmd_grad<F: Real>(
     let cot = match cotangent {
         Some(p) => {
             let named = read_named::<F>(p, "cotangent")?;
-            crate::runtime::data::cotangents(&step, &seq, named)?
+            matching::cotangents(&step, &seq, named)?
         }
         None => {
             eprintln!(
                 "note: no --cotangent: using ones for every output (the gradient of the sum of all outputs)"
             );
-            crate::runtime::data::ones_cotangents(&step, &seq)
+            matching::ones_cotangents(&step, &seq)
         }
     };
     let adj = crate::autodiff::differentiate_step(&step)?;
@@ -791,7 +792,7 @@ fn deliver<F>(
 ) -> Result<(), Failure> {
     match out {
         Some(p) => {
-            npy::write_npz(p, arrays)?;
+            data::write_npz(p, arrays)?;
             eprintln!("wrote {} arrays to {}", arrays.len(), p.display());
         }
         None => print!("{}", summary(step, seq, arrays)),

@@ -4,7 +4,7 @@
 //! leaves no output file behind.
 //!
 //! Each test runs the built binary in a scratch directory of its own, with the
-//! NumPy inputs written by the crate's own writer (`cellc::runtime::npy`), and
+//! NumPy inputs written by the crate's own writer (`cellc::data`), and
 //! checks the numbers of a run against a small f64 reference written here from
 //! the equations of the cell files.
 
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cellc::runtime::npy::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
+use cellc::data::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis, Ix2, Ix3, IxDyn, s};
 
 // ---------------------------------------------------------------------------

@@ -10,11 +10,11 @@
 //!   from the zero, learned or a supplied initial state (f64, 1e-12 relative).
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::graph::print;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::unroll::unroll;
 use ndarray::{ArrayD, Axis, IxDyn};

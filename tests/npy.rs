@@ -5,7 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cellc::runtime::npy::*;
+use cellc::data::{
+    ArrayData, NpyArray, NpyError, read_npy, read_npy_bytes, read_npz, write_npy, write_npz,
+};
 use ndarray::{ArrayD, IxDyn, ShapeBuilder, arr0, arr1, arr2};
 
 fn fixture(name: &str) -> PathBuf {

@@ -70,12 +70,13 @@
 
 use cellc::autodiff::{adjoint, differentiate_step};
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::{Bindings, Type};
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, prepare, size};
 use cellc::runtime::forward::{forward, initial_states};
+use cellc::runtime::types::{Sequences, size};
 use ndarray::{ArrayD, Axis, IxDyn};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -15,12 +15,12 @@
 //!     ONNX layout, whose weights are permuted here into the models' names.
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
+use cellc::data::{ArrayData, read_npz};
 use cellc::graph::dim::Bindings;
 use cellc::graph::op::Real;
 use cellc::graph::step::StepGraph;
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
-use cellc::runtime::npy::{ArrayData, read_npz};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn, s};
 use std::collections::HashMap;
 use std::path::Path;

@@ -15,9 +15,9 @@ use cellc::autodiff::differentiate_step;
 use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, size};
 use cellc::runtime::forward::forward;
 use cellc::runtime::training::{clip_by_global_norm, clip_by_value, truncated_bptt};
+use cellc::runtime::types::{Sequences, size};
 use common::{Problem, close, problem};
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn, s};
 

@@ -13,9 +13,9 @@
 
 use cellc::autodiff::differentiate_step;
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::runtime::backward::{Cotangents, backward};
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use ndarray::{Array2, ArrayD, IxDyn, array};
 

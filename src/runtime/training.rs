@@ -20,8 +20,8 @@
 //! PyTorch's `clip_grad_norm_` and `clip_grad_value_`, which take parameters).
 
 use super::backward::{Cotangents, Gradients, backward_from};
-use super::data::{Sequences, size};
 use super::forward::{history_depth, initial_history};
+use super::types::{Sequences, size};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;

@@ -3,10 +3,11 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
 use cellc::runtime::backward::Cotangents;
-use cellc::runtime::data::{Sequences, prepare, size};
+use cellc::runtime::types::{Sequences, size};
 use ndarray::{ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,10 +3,10 @@
 //! dimension is. Every error names the array and says what was expected.
 
 use super::bind::{BindError, Constraint, bind};
-pub use super::types::{Cotangents, Sequences, size};
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
+use crate::runtime::types::{Cotangents, Sequences, size};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -326,7 +326,7 @@ pub fn cotangents<F: Real>(
             });
         }
     }
-    Ok(super::backward::Cotangents { outputs, last })
+    Ok(Cotangents { outputs, last })
 }
 
 /// Ones for every output and no cotangent for final states: the gradient of
@@ -341,7 +341,7 @@ pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Cotange
             Some(ArrayD::from_elem(ndarray::IxDyn(&shape), F::one()))
         })
         .collect();
-    super::backward::Cotangents {
+    Cotangents {
         outputs,
         last: vec![None; step.states.len()],
     }
