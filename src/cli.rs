@@ -2,7 +2,8 @@
 //! contract (`cellc-cli.md`) lays out. Everything here is I/O and argument
 //! handling; no stage logic lives in this module.
 
-use crate::data::bind::{self, Constraint};
+use crate::data::bind;
+use crate::data::generate::{self, Generate};
 use crate::data::matching::{self, Named};
 use crate::data::{self, ArrayData, NpyArray};
 use crate::diagnostic::render_all;
@@ -11,7 +12,7 @@ use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::{Init, StepGraph};
 use crate::runtime::forward;
-use crate::runtime::types::{Sequences, size};
+use crate::runtime::types::Sequences;
 use clap::{Parser, Subcommand, ValueEnum};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
@@ -468,23 +469,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         ));
     }
     let defs = bind::defines(&d.define)?;
-    let mut rng = crate::rng::SplitMix64::new(d.seed);
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
-    // Generated data needs every dimension bound up front. A free size that
-    // only an unused parameter has (nothing fixes it) is set to 1.
-    let mut gen_defs = defs.clone();
-    for dim in step
-        .dims
-        .iter()
-        .filter(|x| x.free && !defs.contains_key(&x.name))
-    {
-        let only_unused = step.params.iter().enumerate().all(|(p, sig)| {
-            !sig.dims.iter().any(|x| x.symbols().any(|s| s == dim.name)) || !param_used(step, p)
-        });
-        if only_unused {
-            gen_defs.insert(dim.name.clone(), 1);
-        }
-    }
     // The arrays given, read first: they fix dimensions for what is generated.
     let given_params: Option<Named<F>> = match &d.params {
         Some(p) => Some(read_named(p, "parameter")?),
@@ -514,100 +499,13 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         (None, Some(p)) => Some(read_named(p, "input")?),
         (None, None) => None,
     };
-    let gen_bindings = || -> Result<Bindings, Failure> {
-        let mut constraints = Vec::new();
-        for (name, a) in given_params.iter().flatten() {
-            if let Some(p) = step.param_index(name)
-                && a.ndim() == step.params[p].dims.len()
-            {
-                for (axis, x) in step.params[p].dims.iter().enumerate() {
-                    constraints.push(Constraint {
-                        expr: x.clone(),
-                        actual: a.shape()[axis],
-                        source: format!("parameter `{name}`"),
-                    });
-                }
-            }
-        }
-        for (name, a) in given_inputs.iter().flatten() {
-            if let (Some(i), Some(&n)) = (
-                step.inputs.iter().position(|s| s.name == *name),
-                a.shape().last(),
-            ) {
-                constraints.push(Constraint {
-                    expr: step.inputs[i].size.clone(),
-                    actual: n,
-                    source: format!("input `{name}`"),
-                });
-            }
-        }
-        let b = bind::bind_partial(&dim_names(step), &gen_defs, &constraints)?;
-        let missing: Vec<&str> = step
-            .dims
-            .iter()
-            .filter(|x| !b.contains_key(&x.name))
-            .map(|x| x.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(Failure(format!(
-                "error: to generate random {}, bind every dimension: missing {}",
-                if d.params.is_none() {
-                    "parameters"
-                } else {
-                    "inputs"
-                },
-                missing
-                    .iter()
-                    .map(|m| format!("-D {m}=SIZE"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )));
-        }
-        Ok(b)
+    // What was not given is generated; the arrays given fix its dimensions.
+    let how = Generate {
+        steps: d.seq,
+        batch: d.batch,
+        seed: d.seed,
     };
-    let generated_dims = if given_params.is_none() || given_inputs.is_none() {
-        gen_bindings()?
-    } else {
-        Bindings::new()
-    };
-    let params: Named<F> = match given_params {
-        Some(p) => p,
-        None => {
-            let b = generated_dims.clone();
-            check_generated_size(
-                step.params
-                    .iter()
-                    .map(|p| p.dims.iter().map(|x| size(x, &b)).product()),
-            )?;
-            step.params
-                .iter()
-                .map(|p| {
-                    let shape: Vec<usize> = p.dims.iter().map(|x| size(x, &b)).collect();
-                    let fan = shape.last().copied().unwrap_or(1).max(1) as f64;
-                    let k = 1.0 / fan.sqrt();
-                    (p.name.clone(), rng.uniform::<F>(&shape, k))
-                })
-                .collect()
-        }
-    };
-    let inputs: Named<F> = match given_inputs {
-        Some(x) => x,
-        None => {
-            let b = generated_dims.clone();
-            check_generated_size(step.inputs.iter().map(|i| {
-                d.seq
-                    .saturating_mul(d.batch)
-                    .saturating_mul(size(&i.size, &b))
-            }))?;
-            step.inputs
-                .iter()
-                .map(|i| {
-                    let shape = [d.seq, d.batch, size(&i.size, &b)];
-                    (i.name.clone(), rng.normal::<F>(&shape))
-                })
-                .collect()
-        }
-    };
+    let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
     if generated {
         eprintln!(
             "note: using generated {} (seed {})",
@@ -652,33 +550,6 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     Ok(matching::prepare(
         step, params, inputs, init, lengths, &defs, d.reverse,
     )?)
-}
-
-/// Generated arrays are for trying a cell: refuse sizes that cannot be
-/// allocated rather than abort.
-fn check_generated_size(counts: impl Iterator<Item = usize>) -> Result<(), Failure> {
-    const LIMIT: usize = 1 << 30;
-    let total = counts.fold(0usize, |a, c| a.saturating_add(c));
-    if total > LIMIT {
-        return Err(Failure(format!(
-            "error: the generated data would hold {total} numbers (more than {LIMIT}); choose smaller sizes"
-        )));
-    }
-    Ok(())
-}
-
-/// Whether the step reads parameter `p`.
-fn param_used(step: &StepGraph, p: usize) -> bool {
-    let arg = step.param_arg(p);
-    step.graph.node_ids().any(|n| {
-        step.graph.node(n).op == crate::graph::op::Op::Arg(arg)
-            && step
-                .graph
-                .dag
-                .neighbors_directed(n, petgraph::Direction::Outgoing)
-                .next()
-                .is_some()
-    })
 }
 
 fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {

@@ -1,7 +1,8 @@
 //! Data: what enters a run from files and what leaves it for files. NumPy
 //! arrays read and written ([`read_npy`], [`read_npz`], [`write_npy`],
 //! [`write_npz`]), dimensions bound to sizes ([`bind`]), named arrays matched
-//! to a cell's parameters, inputs and states ([`matching`]). The runtime's
+//! to a cell's parameters, inputs and states ([`matching`]), and generated
+//! data for trying a cell ([`generate`]). The runtime's
 //! types it builds (`Sequences`, `Cotangents`) are the runtime's; the runtime
 //! imports nothing from here.
 //!
@@ -30,6 +31,7 @@
 mod array;
 pub mod bind;
 mod error;
+pub mod generate;
 mod header;
 pub mod matching;
 mod npz;
