@@ -547,6 +547,12 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     warn_non_finite(&params, "parameter");
     warn_non_finite(&inputs, "input");
     warn_non_finite(&init, "initial state");
+    // A checkpoint's read-out head (`readout.*`) belongs to training, not to
+    // the cell: run and grad leave it out.
+    let params: Named<F> = params
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("readout."))
+        .collect();
     Ok(matching::prepare(
         step, params, inputs, init, lengths, &defs, d.reverse,
     )?)

@@ -66,8 +66,8 @@ pub enum DataError {
 /// Named arrays as they come from files.
 pub type Named<F> = Vec<(String, ArrayD<F>)>;
 
-/// Matches arrays to the cell by name and binds its dimensions. Parameters
-/// whose names start with `readout.` belong to a training head and are ignored.
+/// Matches arrays to the cell by name and binds its dimensions. Every
+/// parameter given must be one of the cell's.
 pub fn prepare<F: Real>(
     step: &StepGraph,
     params: Named<F>,
@@ -86,9 +86,6 @@ pub fn prepare<F: Real>(
     // Parameters.
     let mut by_param: Vec<Option<ArrayD<F>>> = vec![None; step.params.len()];
     for (name, a) in params {
-        if name.starts_with("readout.") {
-            continue;
-        }
         let Some(p) = step.param_index(&name) else {
             return Err(DataError::ExtraParam {
                 name,
