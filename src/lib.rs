@@ -56,4 +56,5 @@ pub mod opt;
 pub mod rng;
 pub mod runtime;
 pub mod syntax;
+pub mod train;
 pub mod unroll;

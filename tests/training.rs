@@ -1,4 +1,5 @@
-//! Gradient clipping and truncated BPTT (`cellc::runtime::training`).
+//! Gradient clipping (`cellc::train::clip`) and truncated BPTT
+//! (`cellc::runtime::training`).
 //!
 //! Truncated BPTT is checked three ways: with `k >= T` against the full
 //! `backward`; its forward results against `forward`; and its gradient against
@@ -16,8 +17,9 @@ use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::forward::forward;
-use cellc::runtime::training::{clip_by_global_norm, clip_by_value, truncated_bptt};
+use cellc::runtime::training::truncated_bptt;
 use cellc::runtime::types::{Sequences, size};
+use cellc::train::clip::{clip_by_global_norm, clip_by_value};
 use common::{Problem, close, problem};
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn, s};
 
