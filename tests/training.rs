@@ -1,5 +1,5 @@
 //! Gradient clipping (`cellc::train::clip`) and truncated BPTT
-//! (`cellc::runtime::training`).
+//! (`cellc::runtime::truncated`).
 //!
 //! Truncated BPTT is checked three ways: with `k >= T` against the full
 //! `backward`; its forward results against `forward`; and its gradient against
@@ -17,7 +17,7 @@ use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::forward::forward;
-use cellc::runtime::training::truncated_bptt;
+use cellc::runtime::truncated::truncated_bptt;
 use cellc::runtime::types::{Sequences, size};
 use cellc::train::clip::{clip_by_global_norm, clip_by_value};
 use common::{Problem, close, problem};

@@ -3,5 +3,5 @@
 
 pub mod backward;
 pub mod forward;
-pub mod training;
+pub mod truncated;
 pub mod types;
