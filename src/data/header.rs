@@ -1,9 +1,11 @@
-//! The `.npy` header: a Python dict literal such as
+//! The `.npy` header: after the magic string, the version and the header's
+//! length, a Python dict literal such as
 //! `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`, parsed when
 //! reading (with a small parser for the literals it may hold) and formatted,
 //! byte for byte as NumPy does, when writing.
 
 use super::array::ArrayData;
+use super::error::NpyError;
 
 /// The magic string every `.npy` file starts with.
 pub(super) const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -32,7 +34,82 @@ pub(super) fn shape_text(shape: &[usize]) -> String {
     }
 }
 
-// --- header ------------------------------------------------------------------
+// --- reading ------------------------------------------------------------------
+
+/// Reads the start of `.npy` bytes: the magic string, the format version, the
+/// header's length and the header itself. Returns the header and the offset at
+/// which the data starts. `what` names the array in errors.
+pub(super) fn read_header(bytes: &[u8], what: &str) -> Result<(Header, usize), NpyError> {
+    let what = what.to_string();
+
+    // Magic string and version.
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        if !bytes.is_empty() && bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+            return Err(NpyError::Truncated {
+                what,
+                part: "of header".into(),
+                expected: 10,
+                found: bytes.len() as u64,
+            });
+        }
+        return Err(NpyError::NotNpy { what });
+    }
+    let header_too_short = |expected: usize| NpyError::Truncated {
+        what: what.clone(),
+        part: "of header".into(),
+        expected: expected as u64,
+        found: bytes.len() as u64,
+    };
+    let (major, minor) = match (bytes.get(6), bytes.get(7)) {
+        (Some(&major), Some(&minor)) => (major, minor),
+        _ => return Err(header_too_short(10)),
+    };
+    let (len_size, utf8) = match (major, minor) {
+        (1, 0) => (2, false),
+        (2, 0) => (4, false),
+        (3, 0) => (4, true),
+        _ => {
+            return Err(NpyError::BadHeader {
+                what,
+                reason: format!(
+                    "its format version is {major}.{minor}; only 1.0, 2.0 and 3.0 exist"
+                ),
+            });
+        }
+    };
+    let prefix = 8 + len_size;
+    let Some(len_bytes) = bytes.get(8..prefix) else {
+        return Err(header_too_short(prefix));
+    };
+    let header_len = len_bytes
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let data_start = prefix + header_len;
+    let Some(header_bytes) = bytes.get(prefix..data_start) else {
+        return Err(header_too_short(data_start));
+    };
+    let header_text = if utf8 {
+        match std::str::from_utf8(header_bytes) {
+            Ok(text) => text.to_string(),
+            Err(_) => {
+                return Err(NpyError::BadHeader {
+                    what,
+                    reason: "a version 3.0 header must be UTF-8 text".into(),
+                });
+            }
+        }
+    } else {
+        // Versions 1.0 and 2.0 are latin-1: each byte is one code point.
+        header_bytes.iter().map(|&b| char::from(b)).collect()
+    };
+
+    let header = parse_header(&header_text).map_err(|reason| NpyError::BadHeader {
+        what: what.clone(),
+        reason,
+    })?;
+    Ok((header, data_start))
+}
 
 pub(super) enum Descr {
     Simple(String),
@@ -46,7 +123,7 @@ pub(super) struct Header {
 }
 
 /// Interprets the header dict. Errors are the reason, for `BadHeader`.
-pub(super) fn parse_header(text: &str) -> Result<Header, String> {
+fn parse_header(text: &str) -> Result<Header, String> {
     let value = PyParser::parse(text)?;
     let Py::Dict(entries) = value else {
         return Err(format!("the header is {}, not a dict", value.kind()));
@@ -335,6 +412,8 @@ impl PyParser {
         Ok(Py::Int(if negative { -value } else { value }))
     }
 }
+
+// --- writing ------------------------------------------------------------------
 
 /// The `.npy` header for `array`: magic, version, length, and the dict padded
 /// with spaces and a newline so the data starts on a 64-byte boundary. Same

@@ -1,7 +1,8 @@
-//! Decoding `.npy` bytes: the magic string and version, the dtype (float16/32/64
-//! in either byte order, integers of 1 to 8 bytes, bool), and the elements in C
-//! or Fortran order, widened into one of the four [`ArrayData`] kinds. Every
-//! malformed input is an [`NpyError`]; no input makes the reader panic.
+//! Decoding `.npy` bytes: after the header (`header.rs`), the dtype
+//! (float16/32/64 in either byte order, integers of 1 to 8 bytes, bool) and the
+//! elements in C or Fortran order, widened into one of the four [`ArrayData`]
+//! kinds. Every malformed input is an [`NpyError`]; no input makes the reader
+//! panic.
 
 use std::fs;
 use std::io;
@@ -11,7 +12,7 @@ use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 
 use super::array::{ArrayData, NpyArray};
 use super::error::NpyError;
-use super::header::{Descr, MAGIC, parse_header, shape_text};
+use super::header::{Descr, read_header, shape_text};
 
 /// Reads a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
@@ -24,72 +25,7 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
 pub fn read_npy_bytes(bytes: &[u8], what: &str) -> Result<NpyArray, NpyError> {
     let what = what.to_string();
 
-    // Magic string and version.
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        if !bytes.is_empty() && bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
-            return Err(NpyError::Truncated {
-                what,
-                part: "of header".into(),
-                expected: 10,
-                found: bytes.len() as u64,
-            });
-        }
-        return Err(NpyError::NotNpy { what });
-    }
-    let header_too_short = |expected: usize| NpyError::Truncated {
-        what: what.clone(),
-        part: "of header".into(),
-        expected: expected as u64,
-        found: bytes.len() as u64,
-    };
-    let (major, minor) = match (bytes.get(6), bytes.get(7)) {
-        (Some(&major), Some(&minor)) => (major, minor),
-        _ => return Err(header_too_short(10)),
-    };
-    let (len_size, utf8) = match (major, minor) {
-        (1, 0) => (2, false),
-        (2, 0) => (4, false),
-        (3, 0) => (4, true),
-        _ => {
-            return Err(NpyError::BadHeader {
-                what,
-                reason: format!(
-                    "its format version is {major}.{minor}; only 1.0, 2.0 and 3.0 exist"
-                ),
-            });
-        }
-    };
-    let prefix = 8 + len_size;
-    let Some(len_bytes) = bytes.get(8..prefix) else {
-        return Err(header_too_short(prefix));
-    };
-    let header_len = len_bytes
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-    let data_start = prefix + header_len;
-    let Some(header_bytes) = bytes.get(prefix..data_start) else {
-        return Err(header_too_short(data_start));
-    };
-    let header_text = if utf8 {
-        match std::str::from_utf8(header_bytes) {
-            Ok(text) => text.to_string(),
-            Err(_) => {
-                return Err(NpyError::BadHeader {
-                    what,
-                    reason: "a version 3.0 header must be UTF-8 text".into(),
-                });
-            }
-        }
-    } else {
-        // Versions 1.0 and 2.0 are latin-1: each byte is one code point.
-        header_bytes.iter().map(|&b| char::from(b)).collect()
-    };
-
-    let header = parse_header(&header_text).map_err(|reason| NpyError::BadHeader {
-        what: what.clone(),
-        reason,
-    })?;
+    let (header, data_start) = read_header(bytes, &what)?;
     let dtype = match header.descr {
         Descr::Simple(descr) => parse_dtype(&descr),
         Descr::Structured => Err(Unsupported {
