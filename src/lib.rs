@@ -12,7 +12,8 @@
 //!   └─ opt       named simplification passes
 //!   └─ interp    ndarray reference evaluator — the oracle
 //!   └─ runtime   the time loop forward and back
-//!   └─ data      NumPy files, dimension binding, array matching
+//!   └─ data      NumPy files, dimension binding, array matching, generated data
+//!   └─ train     training policy on the gradients: clipping
 //!   └─ cli       the `cellc` command (`derivation` prints the BPTT equations)
 //! ```
 //!
