@@ -1,8 +1,8 @@
 //! The `cellc` command: the stages above wired to files, as the command-line
 //! contract (`cellc-cli.md`) lays out. Everything here is I/O and argument
 //! handling; no stage logic lives in this module. This file holds the
-//! arguments (clap) and the dispatch; [`commands`] has one function per
-//! command, [`load`] reads what a command takes, [`report`] writes or prints
+//! arguments (clap) and the dispatch; `commands` has one function per
+//! command, `load` reads what a command takes, `report` writes or prints
 //! what it gives.
 
 mod commands;
