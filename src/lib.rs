@@ -11,7 +11,9 @@
 //!   └─ autodiff  reverse-mode rules → adjoint step graph (BPTT runs it backwards)
 //!   └─ opt       named simplification passes
 //!   └─ interp    ndarray reference evaluator — the oracle
-//!   └─ runtime   data (NumPy files), dimension binding, the time loop forward and back
+//!   └─ runtime   the time loop forward and back
+//!   └─ data      NumPy files, dimension binding, array matching, generated data
+//!   └─ train     training policy on the gradients: clipping
 //!   └─ cli       the `cellc` command (`derivation` prints the BPTT equations)
 //! ```
 //!
@@ -19,7 +21,8 @@
 //!
 //! ```
 //! use cellc::check::check_source;
-//! use cellc::runtime::{data::prepare, forward::forward};
+//! use cellc::data::matching::prepare;
+//! use cellc::runtime::forward::forward;
 //! use ndarray::{ArrayD, IxDyn};
 //!
 //! let cell = "cell irnn(x: [X]) {
@@ -45,6 +48,7 @@
 pub mod autodiff;
 pub mod check;
 pub mod cli;
+pub mod data;
 pub mod derivation;
 pub mod diagnostic;
 pub mod graph;
@@ -54,4 +58,5 @@ pub mod pipeline;
 pub mod rng;
 pub mod runtime;
 pub mod syntax;
+pub mod train;
 pub mod unroll;

@@ -4,7 +4,7 @@
 //! leaves no output file behind.
 //!
 //! Each test runs the built binary in a scratch directory of its own, with the
-//! NumPy inputs written by the crate's own writer (`cellc::runtime::npy`), and
+//! NumPy inputs written by the crate's own writer (`cellc::data`), and
 //! checks the numbers of a run against a small f64 reference written here from
 //! the equations of the cell files.
 
@@ -16,8 +16,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cellc::data::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
 use cellc::rng::SplitMix64;
-use cellc::runtime::npy::{ArrayData, NpyArray, read_npz, write_npy, write_npz};
 use common::errors::{ErrorCase, assert_error_cases, fails};
 use common::scratch;
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, Axis, Ix2, Ix3, IxDyn, s};

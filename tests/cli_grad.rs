@@ -5,10 +5,10 @@
 mod common;
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
+use cellc::data::{ArrayData, read_npz, write_npy, write_npz};
 use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, backward};
-use cellc::runtime::data::prepare;
-use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
 use common::errors::{assert_error_cases, fails};
 use common::{cellc, scratch};
 use ndarray::{ArrayD, Dimension, IxDyn};
@@ -118,7 +118,7 @@ fn library_grads(
         reverse,
     )
     .unwrap();
-    let cot = cellc::runtime::data::cotangents(&step, &seq, f.dy.clone()).unwrap();
+    let cot = cellc::data::matching::cotangents(&step, &seq, f.dy.clone()).unwrap();
     let _: &Cotangents<f64> = &cot;
     backward(&step, &adj, &seq, &cot).unwrap()
 }

@@ -12,12 +12,12 @@
 mod common;
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::graph::print;
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
 use cellc::rng::SplitMix64;
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use cellc::unroll::unroll;
 use common::{assert_close, random};

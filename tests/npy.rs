@@ -7,8 +7,8 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cellc::data::*;
 use cellc::rng::SplitMix64;
-use cellc::runtime::npy::*;
 use common::scratch;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder, arr0, arr1, arr2};
 

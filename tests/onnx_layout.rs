@@ -5,9 +5,9 @@
 //! num_directions axis.
 
 use cellc::check::check_source;
-use cellc::runtime::data::prepare;
+use cellc::data::matching::prepare;
+use cellc::data::{ArrayData, read_npz};
 use cellc::runtime::forward::forward;
-use cellc::runtime::npy::{ArrayData, read_npz};
 use ndarray::{ArrayD, Axis};
 
 /// ONNX's default GRU (linear_before_reset = 0): the reset gate applies to h

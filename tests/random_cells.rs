@@ -70,14 +70,15 @@
 
 use cellc::autodiff::adjoint;
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::{Bindings, Type};
 use cellc::graph::step::{Init, StepGraph};
 use cellc::interp;
 use cellc::pipeline::differentiate_step;
 use cellc::rng::SplitMix64;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, prepare, size};
 use cellc::runtime::forward::{forward, initial_states};
+use cellc::runtime::types::{Sequences, size};
 use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -17,13 +17,13 @@
 mod common;
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
+use cellc::data::{ArrayData, read_npz};
 use cellc::graph::dim::Bindings;
 use cellc::graph::op::Real;
 use cellc::graph::step::StepGraph;
 use cellc::rng::SplitMix64;
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
-use cellc::runtime::npy::{ArrayData, read_npz};
 use common::{assert_close, random};
 use ndarray::{Array1, Array2, Array3, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn, s};
 use std::collections::HashMap;

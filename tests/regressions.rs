@@ -2,7 +2,7 @@
 
 mod common;
 
-use cellc::runtime::npy::{ArrayData, read_npz, write_npy, write_npz};
+use cellc::data::{ArrayData, read_npz, write_npy, write_npz};
 use common::errors::{assert_error_cases, fails};
 use common::{cellc, scratch, stderr};
 use ndarray::{ArrayD, IxDyn};

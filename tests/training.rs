@@ -1,4 +1,5 @@
-//! Gradient clipping and truncated BPTT (`cellc::runtime::training`).
+//! Gradient clipping (`cellc::train::clip`) and truncated BPTT
+//! (`cellc::runtime::truncated`).
 //!
 //! Truncated BPTT is checked three ways: with `k >= T` against the full
 //! `backward`; its forward results against `forward`; and its gradient against
@@ -15,9 +16,10 @@ use cellc::graph::step::{ArgKind, Init, StepGraph};
 use cellc::interp;
 use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
-use cellc::runtime::data::{Sequences, size};
 use cellc::runtime::forward::forward;
-use cellc::runtime::training::{clip_by_global_norm, clip_by_value, truncated_bptt};
+use cellc::runtime::truncated::truncated_bptt;
+use cellc::runtime::types::{Sequences, size};
+use cellc::train::clip::{clip_by_global_norm, clip_by_value};
 use common::{Problem, close, problem};
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn, s};
 

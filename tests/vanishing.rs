@@ -12,10 +12,10 @@
 //! -- --nocapture` prints the table quoted in docs/bptt.md.
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{Cotangents, backward};
-use cellc::runtime::data::prepare;
 use cellc::runtime::forward::forward;
 use ndarray::{Array2, ArrayD, IxDyn, array};
 

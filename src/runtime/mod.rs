@@ -1,11 +1,9 @@
-//! The runtime: NumPy data in and out, binding dimensions to sizes, and the time
-//! loop that drives a step graph over sequences (forward, and backward in part 2).
+//! The runtime: the kernel interface, and the time-loop drivers that run a
+//! step's kernels over sequences (forward, BPTT, truncated BPTT) on flat,
+//! preallocated buffers. Its data comes from `data`, which it does not import.
 
 pub mod backward;
-pub mod bind;
-pub mod data;
 pub mod forward;
 pub mod kernel;
-pub mod npy;
-pub mod training;
+pub mod truncated;
 pub mod types;

@@ -7,11 +7,12 @@ pub mod errors;
 pub mod random;
 
 use cellc::check::check_source;
+use cellc::data::matching::prepare;
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
 use cellc::rng::SplitMix64;
 use cellc::runtime::backward::Cotangents;
-use cellc::runtime::data::{Sequences, prepare, size};
+use cellc::runtime::types::{Sequences, size};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

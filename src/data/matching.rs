@@ -3,10 +3,10 @@
 //! dimension is. Every error names the array and says what was expected.
 
 use super::bind::{BindError, Constraint, bind};
-pub use super::types::{Cotangents, Sequences, size};
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
+use crate::runtime::types::{Cotangents, Sequences, size};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -66,8 +66,8 @@ pub enum DataError {
 /// Named arrays as they come from files.
 pub type Named<F> = Vec<(String, ArrayD<F>)>;
 
-/// Matches arrays to the cell by name and binds its dimensions. Parameters
-/// whose names start with `readout.` belong to a training head and are ignored.
+/// Matches arrays to the cell by name and binds its dimensions. Every
+/// parameter given must be one of the cell's.
 pub fn prepare<F: Real>(
     step: &StepGraph,
     params: Named<F>,
@@ -86,9 +86,6 @@ pub fn prepare<F: Real>(
     // Parameters.
     let mut by_param: Vec<Option<ArrayD<F>>> = vec![None; step.params.len()];
     for (name, a) in params {
-        if name.starts_with("readout.") {
-            continue;
-        }
         let Some(p) = step.param_index(&name) else {
             return Err(DataError::ExtraParam {
                 name,
@@ -326,7 +323,7 @@ pub fn cotangents<F: Real>(
             });
         }
     }
-    Ok(super::backward::Cotangents { outputs, last })
+    Ok(Cotangents { outputs, last })
 }
 
 /// Ones for every output and no cotangent for final states: the gradient of
@@ -341,7 +338,7 @@ pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Cotange
             Some(ArrayD::from_elem(ndarray::IxDyn(&shape), F::one()))
         })
         .collect();
-    super::backward::Cotangents {
+    Cotangents {
         outputs,
         last: vec![None; step.states.len()],
     }

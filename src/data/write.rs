@@ -1,0 +1,153 @@
+//! Writing `.npy`: what `numpy.save` produces (version 1.0 headers padded so
+//! the data starts on a 64-byte boundary), atomically: the bytes go to a
+//! temporary file beside the target, which is synced and then renamed over it,
+//! so a failed write leaves nothing. Symbolic links are written through, and a
+//! device or a pipe is written to, never replaced.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::array::ArrayData;
+use super::error::NpyError;
+use super::header::npy_header;
+
+/// Writes one array as a `.npy` file (format 1.0, as `numpy.save` does),
+/// atomically.
+pub fn write_npy(path: &Path, array: &ArrayData) -> Result<(), NpyError> {
+    write_atomically(path, |file| {
+        let mut out = BufWriter::new(file);
+        write_npy_to(&mut out, array)?;
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// The size of the `.npy` bytes `write_npy_to` produces for `array`.
+pub(super) fn npy_size(array: &ArrayData) -> u64 {
+    let item = match array {
+        ArrayData::F32(_) => 4,
+        ArrayData::F64(_) | ArrayData::Int(_) => 8,
+        ArrayData::Bool(_) => 1,
+    };
+    npy_header(array).len() as u64 + (array.len() as u64) * item
+}
+
+/// Writes `array` as `.npy` bytes: header, then the elements in C order.
+pub(super) fn write_npy_to(out: &mut impl Write, array: &ArrayData) -> io::Result<()> {
+    out.write_all(&npy_header(array))?;
+    let mut buffer = Vec::with_capacity(1 << 16);
+    macro_rules! elements {
+        ($a:expr, $bytes:expr) => {
+            for x in $a.iter() {
+                buffer.extend_from_slice(&$bytes(x));
+                if buffer.len() >= 1 << 16 {
+                    out.write_all(&buffer)?;
+                    buffer.clear();
+                }
+            }
+        };
+    }
+    match array {
+        ArrayData::F32(a) => elements!(a, |x: &f32| x.to_le_bytes()),
+        ArrayData::F64(a) => elements!(a, |x: &f64| x.to_le_bytes()),
+        ArrayData::Int(a) => elements!(a, |x: &i64| x.to_le_bytes()),
+        ArrayData::Bool(a) => elements!(a, |x: &bool| [u8::from(*x)]),
+    }
+    out.write_all(&buffer)
+}
+
+/// Distinguishes temporary files of concurrent writes within one process.
+static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes `path` through a temporary file `.NAME.tmp-PID-N` in the same
+/// directory: fill, flush, sync, rename over the target. On failure the
+/// temporary file is removed and the target is untouched.
+pub(super) fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), NpyError> {
+    let write_error = |source| NpyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Write through symbolic links to what they name, as other tools do.
+    let mut resolved = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&resolved) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&resolved).map_err(write_error)?;
+                resolved = resolved.parent().unwrap_or(Path::new(".")).join(target);
+            }
+            _ => break,
+        }
+    }
+    let path = resolved.as_path();
+    // A device or a pipe (`-o /dev/null`) is written to, never replaced.
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(write_error)?;
+        return fill(&mut file).map_err(write_error);
+    }
+    let Some(file_name) = path.file_name() else {
+        return Err(write_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path does not name a file",
+        )));
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(write_error(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("`{}` is not a directory", dir.display()),
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(NpyError::MissingDirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(write_error(e)),
+    }
+
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let temp = dir.join(temp_name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(write_error)?;
+    let mut result = fill(&mut file).and_then(|()| file.sync_all());
+    drop(file);
+    if result.is_ok() {
+        result = fs::rename(&temp, path);
+    }
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(write_error(e));
+    }
+    // Make the rename itself durable where the platform allows it.
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
