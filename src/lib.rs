@@ -52,5 +52,6 @@ pub mod interp;
 pub mod opt;
 pub mod rng;
 pub mod runtime;
+pub mod span;
 pub mod syntax;
 pub mod unroll;

@@ -7,7 +7,7 @@
 //! was found instead.
 
 use super::ast::Span;
-use super::parser::Rule;
+use super::grammar::Rule;
 use crate::diagnostic::Diagnostic;
 use pest::error::{Error, ErrorVariant, InputLocation};
 

@@ -10,11 +10,13 @@
 //! - [`parse`]: one normalised file → its cell, or the first syntax error.
 //! - [`canonical_name`]: one name as written → its ASCII spelling and time lag.
 //!
-//! Inside: `parser` builds the AST (precedence by a Pratt parser, names through
-//! `names`), `errors` words pest's failures for a user.
+//! Inside: `grammar` is the pest parser of `grammar/cell.pest`, `parser` builds
+//! the AST (precedence by a Pratt parser, names through `names`), `errors` words
+//! pest's failures for a user; `parser` imports `errors`, never the reverse.
 
 pub mod ast;
 mod errors;
+mod grammar;
 mod names;
 mod parser;
 

@@ -21,16 +21,13 @@ use super::ast::{
     SizeKind, Span, StateDecl, StateInit, Target, TimeIndex,
 };
 use super::errors;
+use super::grammar::{CellGrammar, Rule};
 use super::names;
 use crate::diagnostic::Diagnostic;
 use pest::Parser as _;
 use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::sync::LazyLock;
-
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/cell.pest"]
-pub(crate) struct CellGrammar;
 
 /// Brackets (`(`, `[`, `{`) open at once beyond which a text is refused before
 /// parsing: pest and this builder recurse once per level.
