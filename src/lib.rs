@@ -52,6 +52,7 @@ pub mod interp;
 pub mod opt;
 pub mod rng;
 pub mod runtime;
+pub mod scalar;
 pub mod span;
 pub mod syntax;
 pub mod unroll;

@@ -12,6 +12,7 @@ use crate::graph::dim::Type;
 use crate::graph::op::ShapeError;
 use crate::graph::{Builder, NodeId};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Span};
+use crate::syntax::functions;
 
 /// Everything that makes a cell invalid.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -120,9 +121,8 @@ impl CheckError {
             ),
             CheckError::UnknownFunction {
                 span, suggestion, ..
-            } => did_you_mean(Diagnostic::error(msg, *span), suggestion).with_note(
-                "help: the functions are sigmoid (σ), tanh, relu, exp, log, softplus, abs, sqrt, softmax, sum, mean, max and chunk",
-            ),
+            } => did_you_mean(Diagnostic::error(msg, *span), suggestion)
+                .with_note(format!("help: the functions are {}", functions::help_list())),
             CheckError::Duplicate {
                 name,
                 span,

@@ -13,6 +13,7 @@ use crate::graph::op::{Binary, Op, Unary};
 use crate::graph::step::ArgKind;
 use crate::graph::{Builder, NodeId};
 use crate::syntax::ast::{self, BinOp, Equation, Expr, ExprKind};
+use crate::syntax::functions::{self, FUNCTIONS, Lowering};
 
 impl Checker {
     pub(super) fn lower_equation(
@@ -183,19 +184,15 @@ impl Checker {
         func: &ast::Ident,
         args: &[Expr],
     ) -> Result<NodeId, CheckError> {
-        const FUNCS: [&str; 13] = [
-            "sigmoid", "tanh", "relu", "exp", "log", "softplus", "abs", "sqrt", "softmax", "sum",
-            "mean", "max", "chunk",
-        ];
         let name = func.name.as_str();
-        if !FUNCS.contains(&name) {
+        let Some(function) = functions::lookup(name) else {
             return Err(CheckError::UnknownFunction {
                 name: name.into(),
                 span: func.span,
-                suggestion: closest(name, FUNCS).map(String::from),
+                suggestion: closest(name, FUNCTIONS.iter().map(|f| f.name)).map(String::from),
             });
-        }
-        if name == "chunk" {
+        };
+        if function.lowering == Lowering::Chunk {
             return Err(CheckError::Invalid {
                 message: "`chunk` splits a vector into named parts".into(),
                 span: e.span,
@@ -210,19 +207,11 @@ impl Checker {
             });
         }
         let a = self.lower(b, &args[0])?;
-        let unary = |u| Op::Unary(u);
-        match name {
-            "sigmoid" => self.node(b, unary(Unary::Sigmoid), &[a], e),
-            "tanh" => self.node(b, unary(Unary::Tanh), &[a], e),
-            "relu" => self.node(b, unary(Unary::Relu), &[a], e),
-            "exp" => self.node(b, unary(Unary::Exp), &[a], e),
-            "log" => self.node(b, unary(Unary::Log), &[a], e),
-            "softplus" => self.node(b, unary(Unary::Softplus), &[a], e),
-            "abs" => self.node(b, unary(Unary::Abs), &[a], e),
-            "sqrt" => self.node(b, unary(Unary::Sqrt), &[a], e),
-            "sum" => self.node(b, Op::Sum, &[a], e),
-            "max" => self.node(b, Op::Max, &[a], e),
-            "mean" => {
+        match function.lowering {
+            Lowering::Unary(u) => self.node(b, Op::Unary(u), &[a], e),
+            Lowering::Sum => self.node(b, Op::Sum, &[a], e),
+            Lowering::Max => self.node(b, Op::Max, &[a], e),
+            Lowering::Mean => {
                 let t = b.ty(a).clone();
                 match t.rank() {
                     0 => Ok(a),
@@ -234,7 +223,7 @@ impl Checker {
                     _ => Err(self.rank_error("`mean` averages a vector", &args[0], &t)),
                 }
             }
-            "softmax" => {
+            Lowering::Softmax => {
                 let t = b.ty(a).clone();
                 if t.rank() != 1 {
                     return Err(self.rank_error("`softmax` is over a vector", &args[0], &t));
@@ -245,11 +234,11 @@ impl Checker {
                 let m = self.node(b, Op::Max, &[a], e)?;
                 let m = self.node(b, Op::StopGradient, &[m], e)?;
                 let s = self.node(b, Op::Binary(Binary::Sub), &[a, m], e)?;
-                let x = self.node(b, unary(Unary::Exp), &[s], e)?;
+                let x = self.node(b, Op::Unary(Unary::Exp), &[s], e)?;
                 let z = self.node(b, Op::Sum, &[x], e)?;
                 self.node(b, Op::Binary(Binary::Div), &[x, z], e)
             }
-            _ => unreachable!("every function is handled"),
+            Lowering::Chunk => unreachable!("refused above"),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use super::Entity;
 use crate::syntax::ast::{BinOp, Equation, Expr, ExprKind, Span};
+use crate::syntax::functions::{self, ShapeRule};
 use std::collections::{BTreeSet, HashMap};
 
 /// Calls `f` on every sub-expression, outermost first.
@@ -70,10 +71,9 @@ pub(super) fn param_ranks(
                 walk(rhs, matrix && *op != BinOp::MatMul, names, out);
             }
             ExprKind::Call { func, args } => {
-                let keeps_shape = !matches!(
-                    func.name.as_str(),
-                    "sum" | "mean" | "max" | "softmax" | "chunk"
-                );
+                // An unknown function is reported later; here it keeps shapes.
+                let keeps_shape =
+                    functions::lookup(&func.name).is_none_or(|f| f.shape == ShapeRule::Elementwise);
                 for a in args {
                     walk(a, matrix && keeps_shape, names, out);
                 }

@@ -18,6 +18,10 @@ use super::{Builder, NodeId};
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
 use std::fmt;
 
+/// Defined with the scalar semantics, below every stage, so that the language's
+/// function table (in `syntax`) can name the ops it lowers to.
+pub use crate::scalar::Unary;
+
 /// The float types the interpreter evaluates in.
 pub trait Real:
     num_traits::Float
@@ -34,24 +38,6 @@ pub trait Real:
 }
 impl Real for f32 {}
 impl Real for f64 {}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Abs,
-    Sqrt,
-    /// log(1 + eᵃ)
-    Softplus,
-    /// 1 where a > 0, else 0 (the derivative of relu, with relu'(0) = 0).
-    Step,
-    /// -1, 0 or 1 (the derivative of abs, with abs'(0) = 0).
-    Sign,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Binary {
