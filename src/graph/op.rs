@@ -353,37 +353,8 @@ impl Op {
             Op::DimSize(d) => ArrayD::from_elem(IxDyn(&[]), c(d.eval(ctx.bindings)? as f64)),
             Op::Zeros(_) => ArrayD::zeros(IxDyn(&shape)),
             Op::Unary(u) => {
-                let a = args[0].0;
-                match u {
-                    Unary::Neg => a.mapv(|x| -x),
-                    Unary::Exp => a.mapv(F::exp),
-                    Unary::Log => a.mapv(F::ln),
-                    Unary::Tanh => a.mapv(F::tanh),
-                    Unary::Sigmoid => a.mapv(sigmoid),
-                    // NaN propagates (`x <= 0` is false for it).
-                    Unary::Relu => a.mapv(|x| if x <= F::zero() { F::zero() } else { x }),
-                    Unary::Abs => a.mapv(F::abs),
-                    Unary::Sqrt => a.mapv(F::sqrt),
-                    Unary::Softplus => a.mapv(softplus),
-                    Unary::Step => a.mapv(|x| {
-                        if x > F::zero() {
-                            F::one()
-                        } else if x <= F::zero() {
-                            F::zero()
-                        } else {
-                            x // NaN
-                        }
-                    }),
-                    Unary::Sign => a.mapv(|x| {
-                        if x > F::zero() {
-                            F::one()
-                        } else if x < F::zero() {
-                            -F::one()
-                        } else {
-                            x // keeps 0 and NaN
-                        }
-                    }),
-                }
+                let u = *u;
+                args[0].0.mapv(|x| u.apply(x))
             }
             Op::Binary(b) => {
                 let l = align(args[0].0, args[0].1, out);
@@ -672,21 +643,6 @@ fn fmt_num(v: f64) -> String {
     } else {
         format!("{v:e}")
     }
-}
-
-fn sigmoid<F: Real>(x: F) -> F {
-    // Never overflows: for x < 0 use eˣ / (1 + eˣ).
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
-    }
-}
-
-fn softplus<F: Real>(x: F) -> F {
-    // log(1 + eˣ) = max(x, 0) + log(1 + e^-|x|), exact and overflow-free.
-    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
 }
 
 fn first_max<F: Real>(v: &[F]) -> Option<usize> {
