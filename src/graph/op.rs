@@ -172,16 +172,43 @@ impl Op {
                 len: f(len),
             },
             Op::Broadcast(ds) => Op::Broadcast(ds.iter().map(f).collect()),
-            op => op.clone(),
+            // Every op listed, so that a new op holding a size cannot be missed.
+            Op::Arg(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatVec
+            | Op::MatTVec
+            | Op::Outer
+            | Op::OuterSum
+            | Op::Concat
+            | Op::Sum
+            | Op::Max
+            | Op::ArgMaxMask
+            | Op::BatchSum
+            | Op::StopGradient => self.clone(),
         }
     }
 
     /// Leaves have no operands and carry or look up their own type.
     pub fn is_leaf(&self) -> bool {
-        matches!(
-            self,
-            Op::Arg(_) | Op::Const(_) | Op::DimSize(_) | Op::Zeros(_)
-        )
+        match self {
+            Op::Arg(_) | Op::Const(_) | Op::DimSize(_) | Op::Zeros(_) => true,
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatVec
+            | Op::MatTVec
+            | Op::Outer
+            | Op::OuterSum
+            | Op::Concat
+            | Op::Slice { .. }
+            | Op::Sum
+            | Op::Max
+            | Op::ArgMaxMask
+            | Op::Broadcast(_)
+            | Op::BatchSum
+            | Op::StopGradient => false,
+        }
     }
 
     /// The shape rule. `Arg` is typed by the graph's argument list, so it is
@@ -437,7 +464,7 @@ impl Op {
                     match self {
                         Op::Sum => idx(&mut res, flat.iter().fold(F::zero(), |s, &x| s + x)),
                         Op::Max => idx(&mut res, first_max(&flat).map_or(F::nan(), |i| flat[i])),
-                        _ => {
+                        Op::ArgMaxMask => {
                             if let Some(i) = first_max(&flat) {
                                 let mut dst = if t.batched {
                                     res.index_axis_mut(Axis(0), b)
@@ -448,6 +475,7 @@ impl Op {
                                 flat_dst[i] = F::one();
                             }
                         }
+                        other => unreachable!("{other:?} is not a reduction"),
                     }
                 }
                 res
