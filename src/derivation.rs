@@ -97,7 +97,20 @@ fn prec(op: &Op) -> u8 {
         Op::MatVec | Op::MatTVec | Op::Outer => 3,
         Op::OuterSum => 2,
         Op::Unary(Unary::Neg) => 4,
-        _ => 5,
+        // Every other op prints as a function call, a bracket or a leaf.
+        Op::Unary(_)
+        | Op::Arg(_)
+        | Op::Const(_)
+        | Op::DimSize(_)
+        | Op::Zeros(_)
+        | Op::Concat
+        | Op::Slice { .. }
+        | Op::Sum
+        | Op::Max
+        | Op::ArgMaxMask
+        | Op::Broadcast(_)
+        | Op::BatchSum
+        | Op::StopGradient => 5,
     }
 }
 

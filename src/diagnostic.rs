@@ -5,7 +5,7 @@
 //! Stages keep their own thiserror enums; each converts to a [`Diagnostic`] for
 //! display, so that there is one renderer and one look.
 
-use crate::syntax::ast::Span;
+use crate::span::Span;
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

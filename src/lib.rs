@@ -57,6 +57,8 @@ pub mod opt;
 pub mod pipeline;
 pub mod rng;
 pub mod runtime;
+pub mod scalar;
+pub mod span;
 pub mod syntax;
 pub mod train;
 pub mod unroll;

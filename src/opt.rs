@@ -139,31 +139,8 @@ fn rewrite(
         // fold: an op of constants is a constant.
         Op::Unary(u) if const_of(b, args[0]).is_some() => {
             let a = const_of(b, args[0]).expect("checked");
-            let v = match u {
-                Unary::Neg => -a,
-                Unary::Exp => a.exp(),
-                Unary::Log => a.ln(),
-                Unary::Tanh => a.tanh(),
-                Unary::Sigmoid => 1.0 / (1.0 + (-a).exp()),
-                Unary::Relu => {
-                    if a <= 0.0 {
-                        0.0
-                    } else {
-                        a
-                    }
-                }
-                Unary::Abs => a.abs(),
-                Unary::Sqrt => a.sqrt(),
-                Unary::Softplus => a.max(0.0) + (-a.abs()).exp().ln_1p(),
-                Unary::Step => {
-                    if a.is_nan() {
-                        a
-                    } else {
-                        f64::from(a > 0.0)
-                    }
-                }
-                Unary::Sign => a.signum() * f64::from(a != 0.0),
-            };
+            // The scalar definition evaluation uses, so folding never changes a value.
+            let v = u.apply(a);
             Some(Rewrite::Build(Op::Const(v), vec![]))
         }
         Op::Binary(op) if const_of(b, args[0]).is_some() && const_of(b, args[1]).is_some() => {

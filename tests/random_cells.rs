@@ -79,6 +79,7 @@ use cellc::rng::SplitMix64;
 use cellc::runtime::backward::{Cotangents, Gradients, backward};
 use cellc::runtime::forward::{forward, initial_states};
 use cellc::runtime::types::{Sequences, size};
+use cellc::syntax::functions;
 use ndarray::{ArrayD, Axis};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -230,21 +231,29 @@ enum Fun {
 }
 
 impl Fun {
-    fn spellings(self) -> &'static [&'static str] {
+    /// The function's canonical name, a row of the language's table.
+    fn name(self) -> &'static str {
         match self {
-            Fun::Sigmoid => &["sigmoid", "σ", "\\sigma"],
-            Fun::Tanh => &["tanh", "\\tanh"],
-            Fun::Relu => &["relu", "ReLU"],
-            Fun::Exp => &["exp", "\\exp"],
-            Fun::Log => &["log", "\\log"],
-            Fun::Softplus => &["softplus"],
-            Fun::Abs => &["abs"],
-            Fun::Sqrt => &["sqrt", "\\sqrt"],
-            Fun::Softmax => &["softmax"],
-            Fun::Sum => &["sum"],
-            Fun::Mean => &["mean"],
-            Fun::Max => &["max"],
+            Fun::Sigmoid => "sigmoid",
+            Fun::Tanh => "tanh",
+            Fun::Relu => "relu",
+            Fun::Exp => "exp",
+            Fun::Log => "log",
+            Fun::Softplus => "softplus",
+            Fun::Abs => "abs",
+            Fun::Sqrt => "sqrt",
+            Fun::Softmax => "softmax",
+            Fun::Sum => "sum",
+            Fun::Mean => "mean",
+            Fun::Max => "max",
         }
+    }
+    /// Every spelling the language accepts, read from its table.
+    fn spellings(self) -> Vec<&'static str> {
+        functions::lookup(self.name())
+            .expect("a function of the language")
+            .spellings()
+            .collect()
     }
     fn kink(self) -> bool {
         matches!(self, Fun::Relu | Fun::Abs | Fun::Max)

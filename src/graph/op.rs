@@ -18,6 +18,10 @@ use super::{Builder, NodeId};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use std::fmt;
 
+/// Defined with the scalar semantics, below every stage, so that the language's
+/// function table (in `syntax`) can name the ops it lowers to.
+pub use crate::scalar::Unary;
+
 /// The float types the interpreter evaluates in.
 pub trait Real:
     num_traits::Float
@@ -34,24 +38,6 @@ pub trait Real:
 }
 impl Real for f32 {}
 impl Real for f64 {}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Unary {
-    Neg,
-    Exp,
-    Log,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Abs,
-    Sqrt,
-    /// log(1 + eᵃ)
-    Softplus,
-    /// 1 where a > 0, else 0 (the derivative of relu, with relu'(0) = 0).
-    Step,
-    /// -1, 0 or 1 (the derivative of abs, with abs'(0) = 0).
-    Sign,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Binary {
@@ -192,16 +178,43 @@ impl Op {
                 len: f(len),
             },
             Op::Broadcast(ds) => Op::Broadcast(ds.iter().map(f).collect()),
-            op => op.clone(),
+            // Every op listed, so that a new op holding a size cannot be missed.
+            Op::Arg(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatVec
+            | Op::MatTVec
+            | Op::Outer
+            | Op::OuterSum
+            | Op::Concat
+            | Op::Sum
+            | Op::Max
+            | Op::ArgMaxMask
+            | Op::BatchSum
+            | Op::StopGradient => self.clone(),
         }
     }
 
     /// Leaves have no operands and carry or look up their own type.
     pub fn is_leaf(&self) -> bool {
-        matches!(
-            self,
-            Op::Arg(_) | Op::Const(_) | Op::DimSize(_) | Op::Zeros(_)
-        )
+        match self {
+            Op::Arg(_) | Op::Const(_) | Op::DimSize(_) | Op::Zeros(_) => true,
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::MatVec
+            | Op::MatTVec
+            | Op::Outer
+            | Op::OuterSum
+            | Op::Concat
+            | Op::Slice { .. }
+            | Op::Sum
+            | Op::Max
+            | Op::ArgMaxMask
+            | Op::Broadcast(_)
+            | Op::BatchSum
+            | Op::StopGradient => false,
+        }
     }
 
     /// The shape rule. `Arg` is typed by the graph's argument list, so it is
@@ -377,37 +390,8 @@ impl Op {
             Op::DimSize(d) => ArrayD::from_elem(IxDyn(&[]), c(d.eval(ctx.bindings)? as f64)),
             Op::Zeros(_) => ArrayD::zeros(IxDyn(&shape)),
             Op::Unary(u) => {
-                let a = args[0].0;
-                match u {
-                    Unary::Neg => a.mapv(|x| -x),
-                    Unary::Exp => a.mapv(F::exp),
-                    Unary::Log => a.mapv(F::ln),
-                    Unary::Tanh => a.mapv(F::tanh),
-                    Unary::Sigmoid => a.mapv(sigmoid),
-                    // NaN propagates (`x <= 0` is false for it).
-                    Unary::Relu => a.mapv(|x| if x <= F::zero() { F::zero() } else { x }),
-                    Unary::Abs => a.mapv(F::abs),
-                    Unary::Sqrt => a.mapv(F::sqrt),
-                    Unary::Softplus => a.mapv(softplus),
-                    Unary::Step => a.mapv(|x| {
-                        if x > F::zero() {
-                            F::one()
-                        } else if x <= F::zero() {
-                            F::zero()
-                        } else {
-                            x // NaN
-                        }
-                    }),
-                    Unary::Sign => a.mapv(|x| {
-                        if x > F::zero() {
-                            F::one()
-                        } else if x < F::zero() {
-                            -F::one()
-                        } else {
-                            x // keeps 0 and NaN
-                        }
-                    }),
-                }
+                let u = *u;
+                args[0].0.mapv(|x| u.apply(x))
             }
             Op::Binary(b) => {
                 let l = align(args[0].0, args[0].1, out);
@@ -490,7 +474,7 @@ impl Op {
                     match self {
                         Op::Sum => idx(&mut res, flat.iter().fold(F::zero(), |s, &x| s + x)),
                         Op::Max => idx(&mut res, first_max(&flat).map_or(F::nan(), |i| flat[i])),
-                        _ => {
+                        Op::ArgMaxMask => {
                             if let Some(i) = first_max(&flat) {
                                 let mut dst = if t.batched {
                                     res.index_axis_mut(Axis(0), b)
@@ -501,6 +485,7 @@ impl Op {
                                 flat_dst[i] = F::one();
                             }
                         }
+                        other => unreachable!("{other:?} is not a reduction"),
                     }
                 }
                 res
@@ -696,21 +681,6 @@ fn fmt_num(v: f64) -> String {
     } else {
         format!("{v:e}")
     }
-}
-
-fn sigmoid<F: Real>(x: F) -> F {
-    // Never overflows: for x < 0 use eˣ / (1 + eˣ).
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
-    }
-}
-
-fn softplus<F: Real>(x: F) -> F {
-    // log(1 + eˣ) = max(x, 0) + log(1 + e^-|x|), exact and overflow-free.
-    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
 }
 
 fn first_max<F: Real>(v: &[F]) -> Option<usize> {

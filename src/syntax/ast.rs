@@ -5,22 +5,7 @@
 //! operator, and every node keeps the byte span of the (NFC-normalised) source it
 //! came from, so that later stages can point at it.
 
-/// A byte range `[start, end)` in the NFC-normalised source text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Span {
-    pub fn new(start: usize, end: usize) -> Span {
-        Span { start, end }
-    }
-    /// The smallest span covering both.
-    pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
-    }
-}
+pub use crate::span::Span;
 
 /// A name in its canonical ASCII spelling, with where it was written.
 #[derive(Clone, Debug, PartialEq)]

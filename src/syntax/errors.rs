@@ -7,7 +7,8 @@
 //! was found instead.
 
 use super::ast::Span;
-use super::parser::Rule;
+use super::functions;
+use super::grammar::Rule;
 use crate::diagnostic::Diagnostic;
 use pest::error::{Error, ErrorVariant, InputLocation};
 
@@ -74,7 +75,10 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
 
     let message = if expected.is_empty() {
         format!("unexpected {found_text}")
-    } else if is_latex_command(found) && !KNOWN_COMMANDS.contains(&found) {
+    } else if is_latex_command(found)
+        && !KNOWN_COMMANDS.contains(&found)
+        && !functions::is_latex_function(found)
+    {
         format!("unknown LaTeX command {found_text}")
     } else {
         format!("expected {}, found {found_text}", join_or(&expected))
@@ -172,7 +176,8 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
         _ if found.starts_with('_') && positives.contains(&Rule::close_brace) => {
             "help: subscripts go after the accent or font command: `\\tilde{h}_t`"
         }
-        "\\tanh" | "\\exp" | "\\log" | "\\ln" | "\\max" | "\\sigma" => {
+        // `\sqrt{a}` is right too, so it gets no such hint.
+        _ if functions::is_latex_function(found) && found != "\\sqrt" => {
             "help: LaTeX functions take their argument in parentheses: `\\tanh(a)`"
         }
         _ => return None,
@@ -180,7 +185,8 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
     Some(help.to_string())
 }
 
-/// LaTeX commands the grammar knows somewhere; any other is "unknown".
+/// LaTeX commands the grammar knows somewhere besides the functions' own
+/// spellings (in [`functions::FUNCTIONS`]); any other is "unknown".
 const KNOWN_COMMANDS: &[&str] = &[
     "\\cdot",
     "\\circ",
@@ -191,11 +197,6 @@ const KNOWN_COMMANDS: &[&str] = &[
     "\\sqrt",
     "\\left",
     "\\right",
-    "\\tanh",
-    "\\exp",
-    "\\log",
-    "\\ln",
-    "\\max",
     "\\tilde",
     "\\hat",
     "\\widetilde",

@@ -10,11 +10,16 @@
 //! - [`parse`]: one normalised file → its cell, or the first syntax error.
 //! - [`canonical_name`]: one name as written → its ASCII spelling and time lag.
 //!
-//! Inside: `parser` builds the AST (precedence by a Pratt parser, names through
-//! `names`), `errors` words pest's failures for a user.
+//! Inside: `grammar` is the pest parser of `grammar/cell.pest`, `parser` builds
+//! the AST (precedence by a Pratt parser, names through `names`), `errors` words
+//! pest's failures for a user; `parser` imports `errors`, never the reverse.
+//! [`functions`] is the table of the language's functions, public because the
+//! checker and the tests read it too.
 
 pub mod ast;
 mod errors;
+pub mod functions;
+mod grammar;
 mod names;
 mod parser;
 

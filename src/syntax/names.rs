@@ -107,27 +107,6 @@ pub(crate) fn accent_suffix(command: &str) -> &'static str {
     }
 }
 
-/// The canonical name of a function, from the name as written (`raw`, the
-/// source text of the call's head) and its canonical spelling: the known
-/// spellings of the language's functions become one name (`σ`, `\sigma` →
-/// `sigmoid`; `ReLU` → `relu`; `\tanh` → `tanh`; `\ln` → `log`), and any other
-/// name stays as it is, for the checker to report as unknown.
-pub(crate) fn function_name(raw: &str, canonical: &str) -> String {
-    let known = match raw {
-        "σ" | "ς" | "\\sigma" => "sigmoid",
-        "\\tanh" => "tanh",
-        "\\exp" => "exp",
-        "\\log" | "\\ln" => "log",
-        "\\max" => "max",
-        "\\sqrt" => "sqrt",
-        _ => match canonical {
-            "ReLU" => "relu",
-            other => other,
-        },
-    };
-    known.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,16 +21,14 @@ use super::ast::{
     SizeKind, Span, StateDecl, StateInit, Target, TimeIndex,
 };
 use super::errors;
+use super::functions;
+use super::grammar::{CellGrammar, Rule};
 use super::names;
 use crate::diagnostic::Diagnostic;
 use pest::Parser as _;
 use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::sync::LazyLock;
-
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/cell.pest"]
-pub(crate) struct CellGrammar;
 
 /// Brackets (`(`, `[`, `{`) open at once beyond which a text is refused before
 /// parsing: pest and this builder recurse once per level.
@@ -776,7 +774,7 @@ impl<'s> Builder<'s> {
             )
         });
         if let ExprKind::Var { name, time: None } = &lhs.kind
-            && is_function_spelling(&name.name)
+            && functions::is_function_word(&name.name)
         {
             diagnostic = diagnostic.with_note(format!(
                 "help: `{a}` is a function; its argument goes in parentheses: `{a}({b})`"
@@ -967,7 +965,7 @@ impl<'s> Builder<'s> {
             _ => return Err(unexpected(&inner)),
         };
         Ok(Ident {
-            name: names::function_name(raw, &canonical),
+            name: functions::function_name(raw, &canonical),
             span,
         })
     }
@@ -1032,28 +1030,4 @@ fn is_constant(size: &SizeExpr) -> bool {
             is_constant(a) && is_constant(b)
         }
     }
-}
-
-/// Whether a bare name is (a spelling of) a function of the language, for the
-/// hint that its argument is missing its parentheses (`σ W`).
-fn is_function_spelling(name: &str) -> bool {
-    matches!(
-        name,
-        "sigmoid"
-            | "sigma"
-            | "tanh"
-            | "relu"
-            | "ReLU"
-            | "exp"
-            | "log"
-            | "ln"
-            | "sqrt"
-            | "softplus"
-            | "abs"
-            | "softmax"
-            | "sum"
-            | "mean"
-            | "max"
-            | "chunk"
-    )
 }
