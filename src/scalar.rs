@@ -32,6 +32,33 @@ pub enum Unary {
 }
 
 impl Unary {
+    /// Every unary op, for readers that look one up by name (the IR reader).
+    pub const ALL: [Unary; 11] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Abs,
+        Unary::Sqrt,
+        Unary::Softplus,
+        Unary::Step,
+        Unary::Sign,
+    ];
+}
+
+/// Does not compile when a unary op is added, so that it is added to
+/// [`Unary::ALL`] too.
+#[allow(dead_code)]
+fn every_unary_is_listed(u: Unary) {
+    use Unary::*;
+    match u {
+        Neg | Exp | Log | Tanh | Sigmoid | Relu | Abs | Sqrt | Softplus | Step | Sign => {}
+    }
+}
+
+impl Unary {
     /// The op on one number, in any float type (the interpreter runs in f32
     /// and f64; folding in f64).
     pub fn apply<F: Float>(self, x: F) -> F {

@@ -15,7 +15,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("diagnostic", &["span"]),
     ("syntax", &["span", "diagnostic", "scalar"]),
     ("graph", &["span", "scalar"]),
-    ("check", &["span", "diagnostic", "syntax", "graph", "scalar"]),
+    (
+        "check",
+        &["span", "diagnostic", "syntax", "graph", "scalar"],
+    ),
     ("unroll", &["graph"]),
     ("autodiff", &["graph"]),
     ("opt", &["graph", "scalar"]),

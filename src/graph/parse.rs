@@ -152,29 +152,6 @@ fn assemble(nodes: Vec<NodeLine>, results: Vec<(String, usize)>) -> Result<Graph
     Ok(g)
 }
 
-const UNARY: [Unary; 11] = [
-    Unary::Neg,
-    Unary::Exp,
-    Unary::Log,
-    Unary::Tanh,
-    Unary::Sigmoid,
-    Unary::Relu,
-    Unary::Abs,
-    Unary::Sqrt,
-    Unary::Softplus,
-    Unary::Step,
-    Unary::Sign,
-];
-
-/// Does not compile when a unary op is added, so that it is added to `UNARY`.
-#[allow(dead_code)]
-fn unary_listed(u: Unary) {
-    use Unary::*;
-    match u {
-        Neg | Exp | Log | Tanh | Sigmoid | Relu | Abs | Sqrt | Softplus | Step | Sign => {}
-    }
-}
-
 const BINARY: [Binary; 4] = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div];
 
 /// The ops whose printed name is one word and carries nothing else; the names
@@ -192,7 +169,7 @@ fn plain_op(word: &str) -> Option<Op> {
         Op::BatchSum,
         Op::StopGradient,
     ];
-    UNARY
+    Unary::ALL
         .iter()
         .map(|u| Op::Unary(*u))
         .chain(BINARY.iter().map(|b| Op::Binary(*b)))
