@@ -3,15 +3,17 @@
 //! The pipeline, one module per stage, data flowing down:
 //!
 //! ```text
+//! foundations    span, scalar (one definition per unary op), rng, diagnostic
 //! .cell text
-//!   └─ syntax    pest grammar → AST with spans
+//!   └─ syntax    pest grammar → AST with spans; the table of language functions
 //!   └─ check     names, time indices, shape inference → typed step graph
 //!   └─ graph     the IR: ops, petgraph graph of one step, printer, verifier
 //!   └─ unroll    step graph × T → unrolled graph
 //!   └─ autodiff  reverse-mode rules → adjoint step graph (BPTT runs it backwards)
 //!   └─ opt       named simplification passes
+//!   └─ pipeline  the passes in order, the verifier after each
 //!   └─ interp    ndarray reference evaluator — the oracle
-//!   └─ runtime   the time loop forward and back
+//!   └─ runtime   the kernel interface; the time loop forward and back on flat buffers
 //!   └─ data      NumPy files, dimension binding, array matching, generated data
 //!   └─ train     training policy on the gradients: clipping
 //!   └─ cli       the `cellc` command (`derivation` prints the BPTT equations)
@@ -20,7 +22,7 @@
 //! From source text to outputs, through the library:
 //!
 //! ```
-//! use cellc::check::check_source;
+//! use cellc::pipeline::check_source;
 //! use cellc::data::matching::prepare;
 //! use cellc::runtime::forward::forward;
 //! use ndarray::{ArrayD, IxDyn};
