@@ -6,7 +6,7 @@ use super::bind::{BindError, Constraint, bind};
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
-use crate::runtime::types::{Cotangents, Sequences, size};
+use crate::runtime::types::{Cotangents, Sequences, output_shape, size};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3};
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -329,12 +329,9 @@ pub fn cotangents<F: Real>(
 /// Ones for every output and no cotangent for final states: the gradient of
 /// the sum of all outputs.
 pub fn ones_cotangents<F: Real>(step: &StepGraph, seq: &Sequences<F>) -> Cotangents<F> {
-    let outputs = step
-        .outputs
-        .iter()
+    let outputs = (0..step.outputs.len())
         .map(|o| {
-            let mut shape = vec![seq.steps, seq.batch];
-            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
+            let shape = output_shape(step, o, &[seq.steps, seq.batch], &seq.bindings);
             Some(ArrayD::from_elem(ndarray::IxDyn(&shape), F::one()))
         })
         .collect();

@@ -14,7 +14,7 @@ use super::forward::{
 };
 use super::kernel::{Interpreted, KernelError, StepKernel};
 pub use super::types::{Cotangents, Gradients};
-use super::types::{Sequences, Trajectory, size};
+use super::types::{Sequences, Trajectory, output_buffers};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
@@ -102,15 +102,7 @@ pub fn run_backward<F: Real>(
         .iter()
         .map(|h| ArrayD::zeros(IxDyn(&h.shape()[1..])))
         .collect();
-    let mut output_scratch: Vec<ArrayD<F>> = step
-        .outputs
-        .iter()
-        .map(|o| {
-            let mut shape = vec![batch];
-            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
-            ArrayD::zeros(IxDyn(&shape))
-        })
-        .collect();
+    let mut output_scratch: Vec<ArrayD<F>> = output_buffers(step, &[batch], &seq.bindings);
     let history: Vec<ArrayView3<F>> = traj.history.iter().map(|h| h.view()).collect();
 
     for it in (0..t_len).rev() {

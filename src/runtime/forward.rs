@@ -8,7 +8,7 @@
 
 use super::kernel::{Interpreted, KernelError, StepKernel};
 pub use super::types::{Residuals, Trajectory};
-use super::types::{Sequences, size};
+use super::types::{Sequences, output_buffers, size};
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
 use ndarray::{
@@ -202,15 +202,7 @@ pub fn run_forward<F: Real>(
         .map(|sh| ArrayD::zeros(IxDyn(sh)))
         .collect();
     let mut in_scratch = input_scratch(seq);
-    let mut outputs: Vec<ArrayD<F>> = step
-        .outputs
-        .iter()
-        .map(|o| {
-            let mut shape = vec![t_len, batch];
-            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
-            ArrayD::zeros(IxDyn(&shape))
-        })
-        .collect();
+    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings);
     // A state result written straight into the history has the slot's shape.
     let slot_shaped: Vec<bool> = (0..step.states.len())
         .map(|st| shapes[step.state_result(st)].as_slice() == &hist[st].shape()[1..])

@@ -14,7 +14,7 @@
 use super::backward::{Cotangents, Gradients, run_backward};
 use super::forward::{history_depth, initial_history};
 use super::kernel::{Interpreted, KernelError, StepKernel};
-use super::types::{Sequences, size};
+use super::types::{Sequences, output_buffers};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
@@ -112,15 +112,7 @@ pub fn run_truncated<F: Real>(
         .map(|x| ArrayD::zeros(x.shape()))
         .collect();
     let mut init = Vec::new();
-    let mut outputs: Vec<ArrayD<F>> = step
-        .outputs
-        .iter()
-        .map(|o| {
-            let mut shape = vec![t_len, batch];
-            shape.extend(o.ty.dims.iter().map(|d| size(d, &seq.bindings)));
-            ArrayD::zeros(IxDyn(&shape))
-        })
-        .collect();
+    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings);
 
     // The parameters are copied once and moved from chunk to chunk.
     let mut chunk_params = seq.params.clone();

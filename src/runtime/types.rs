@@ -4,7 +4,8 @@
 //! read these; loading (`data`) and commands (`cli`) build them.
 
 use crate::graph::dim::{Bindings, Dim};
-use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis};
+use crate::graph::step::StepGraph;
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, IxDyn};
 
 /// Everything a run over sequences needs, checked against the cell.
 #[derive(Clone, Debug)]
@@ -32,6 +33,30 @@ impl<F> Sequences<F> {
 /// A dimension's value under the bindings (all are bound after `data::prepare`).
 pub fn size(d: &Dim, bindings: &Bindings) -> usize {
     d.eval(bindings).map_or(0, |v| v.max(0) as usize)
+}
+
+/// Output `o`'s shape with `leading` axes before it: `[T, B, ...]` for a
+/// whole run (`leading = [T, B]`), `[B, ...]` for one step.
+pub fn output_shape(
+    step: &StepGraph,
+    o: usize,
+    leading: &[usize],
+    bindings: &Bindings,
+) -> Vec<usize> {
+    let mut shape = leading.to_vec();
+    shape.extend(step.outputs[o].ty.dims.iter().map(|d| size(d, bindings)));
+    shape
+}
+
+/// A zero buffer per output, of [`output_shape`].
+pub fn output_buffers<F: Clone + num_traits::Zero>(
+    step: &StepGraph,
+    leading: &[usize],
+    bindings: &Bindings,
+) -> Vec<ArrayD<F>> {
+    (0..step.outputs.len())
+        .map(|o| ArrayD::zeros(IxDyn(&output_shape(step, o, leading, bindings))))
+        .collect()
 }
 
 /// By residual (an extra result of the forward step, which BPTT's adjoint
