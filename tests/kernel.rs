@@ -174,3 +174,35 @@ fn a_result_buffer_of_the_wrong_shape_is_an_error() {
     let e = k.run(&views, &mut outs[1..]).unwrap_err();
     assert!(e.to_string().contains("result buffers given"), "{e}");
 }
+
+#[test]
+fn truncated_bptt_runs_any_kernels_and_matches_the_interpreter() {
+    use cellc::runtime::truncated::{run_truncated, truncated_bptt};
+    let step = load(&model_path("higher_order_rnn"));
+    let adj = differentiate_step(&step).unwrap();
+    let p = problem(&step, 5, None, false, false, 4);
+    let (b, batch) = (&p.seq.bindings, p.seq.batch);
+    let mut fk = Watched::new(
+        Interpreted::new(&adj.forward, b, batch).unwrap(),
+        &step.arg_kinds,
+        &p.seq,
+    );
+    let mut bk = Watched::new(
+        Interpreted::new(&adj.backward, b, batch).unwrap(),
+        &step.arg_kinds,
+        &p.seq,
+    );
+    // Truncated BPTT hands each chunk its own gathered inputs and the one copy
+    // of the parameters it moves from chunk to chunk: no pointer checks here.
+    for k in [&mut fk, &mut bk] {
+        k.params.clear();
+        k.inputs.clear();
+    }
+    let got = run_truncated(&step, &mut fk, &mut bk, &p.seq, &p.cot, 2).unwrap();
+    // Chunks of 2, 2 and 1 steps: one forward and one adjoint call per step.
+    assert_eq!((fk.calls, bk.calls, got.chunks), (5, 5, 3));
+    let want = truncated_bptt(&step, &adj, &p.seq, &p.cot, 2).unwrap();
+    assert_eq!(got.gradients.params, want.gradients.params);
+    assert_eq!(got.outputs, want.outputs);
+    assert_eq!(got.last, want.last);
+}
