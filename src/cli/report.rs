@@ -113,6 +113,7 @@ pub(super) fn check_output_dir(out: Option<&Path>) -> Result<(), Failure> {
                 dir.display()
             )));
         }
+        data::check_writable(p)?;
     }
     Ok(())
 }

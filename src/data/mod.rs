@@ -42,4 +42,4 @@ pub use array::{ArrayData, NpyArray};
 pub use error::NpyError;
 pub use npz::{read_npz, write_npz};
 pub use read::{read_npy, read_npy_bytes};
-pub use write::write_npy;
+pub use write::{check_writable, write_npy};

@@ -72,6 +72,20 @@ pub(super) fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`) is written to,
+    // never replaced. This is asked of the path as given, links followed by
+    // the system: `/dev/stdout` names `/proc/self/fd/1`, whose link text
+    // (`pipe:[N]`) is no path to follow by hand.
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(write_error)?;
+        return fill(&mut file).map_err(write_error);
+    }
     // Write through symbolic links to what they name, as other tools do.
     let mut resolved = path.to_path_buf();
     for _ in 0..40 {
@@ -84,17 +98,9 @@ pub(super) fn write_atomically(
         }
     }
     let path = resolved.as_path();
-    // A device or a pipe (`-o /dev/null`) is written to, never replaced.
-    if let Ok(meta) = fs::metadata(path)
-        && !meta.is_file()
-        && !meta.is_dir()
-    {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(write_error)?;
-        return fill(&mut file).map_err(write_error);
-    }
+    // An existing file keeps its permissions; a read-only one is refused, as
+    // `cp` does (checked on the mode bits, which root would otherwise ignore).
+    let existing_mode = existing_mode(path).map_err(write_error)?;
     let Some(file_name) = path.file_name() else {
         return Err(write_error(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -135,7 +141,15 @@ pub(super) fn write_atomically(
         .create_new(true)
         .open(&temp)
         .map_err(write_error)?;
-    let mut result = fill(&mut file).and_then(|()| file.sync_all());
+    let mut result = fill(&mut file);
+    #[cfg(unix)]
+    if let Some(mode) = existing_mode {
+        use std::os::unix::fs::PermissionsExt;
+        result = result.and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)));
+    }
+    #[cfg(not(unix))]
+    let _ = existing_mode;
+    let mut result = result.and_then(|()| file.sync_all());
     drop(file);
     if result.is_ok() {
         result = fs::rename(&temp, path);
@@ -150,4 +164,46 @@ pub(super) fn write_atomically(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The permission bits of `path` when it is an existing regular file, or an
+/// error when that file is read-only (no write bit set for anyone).
+fn existing_mode(path: &Path) -> io::Result<Option<u32>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return Ok(None),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o222 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the file is read-only (mode {mode:04o}); nothing was changed"),
+            ));
+        }
+        Ok(Some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        if meta.permissions().readonly() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file is read-only; nothing was changed",
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// Fails when `path` is an existing read-only file (see `write_atomically`),
+/// so a command can refuse before doing any work.
+pub fn check_writable(path: &Path) -> Result<(), NpyError> {
+    existing_mode(path)
+        .map(|_| ())
+        .map_err(|source| NpyError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
