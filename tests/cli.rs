@@ -2003,6 +2003,80 @@ fn run_output_over_an_existing_file_replaces_it() {
     );
 }
 
+/// Runs `cellc ARGS` in `dir`, stdout kept as bytes.
+fn raw(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the cellc binary runs")
+}
+
+#[test]
+fn run_writes_its_npz_to_dev_stdout_through_a_pipe() {
+    let dir = scratch("run-stdout");
+    let m = model("lstm");
+    let out = raw(
+        &dir,
+        &["run", &m, "-D", "X=3", "-D", "H=4", "-o", "/dev/stdout"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `Command::output` gives the child a pipe for stdout.
+    assert!(out.stdout.starts_with(b"PK"), "a zip archive on stdout");
+    fs::write(dir.join("piped.npz"), &out.stdout).unwrap();
+    let back = read_npz(&dir.join("piped.npz")).unwrap();
+    assert!(back.iter().any(|(name, _)| name == "h"), "{:?}", back.len());
+}
+
+#[cfg(unix)]
+#[test]
+fn run_output_over_an_existing_file_keeps_its_mode_and_refuses_a_read_only_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("run-modes");
+    let m = model("lstm");
+    let args = ["run", m.as_str(), "-D", "X=3", "-D", "H=4", "-o", "out.npz"];
+    fs::write(dir.join("out.npz"), b"old").unwrap();
+    fs::set_permissions(dir.join("out.npz"), fs::Permissions::from_mode(0o640)).unwrap();
+    let out = raw(&dir, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = fs::metadata(dir.join("out.npz"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o640, "the mode is kept");
+    assert_ne!(fs::read(dir.join("out.npz")).unwrap(), b"old");
+
+    fs::write(dir.join("out.npz"), b"old").unwrap();
+    fs::set_permissions(dir.join("out.npz"), fs::Permissions::from_mode(0o444)).unwrap();
+    let out = raw(&dir, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("read-only") && err.contains("out.npz"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(dir.join("out.npz")).unwrap(),
+        b"old",
+        "nothing changed"
+    );
+    assert_eq!(
+        listing(&dir).len(),
+        1,
+        "no temporary file: {:?}",
+        listing(&dir)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Errors: one clear message, exit status 1, the directory left as it was
 // ---------------------------------------------------------------------------
