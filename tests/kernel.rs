@@ -4,11 +4,13 @@
 
 mod common;
 
+use cellc::autodiff::StepAdjoint;
 use cellc::graph::step::ArgKind;
+use cellc::graph::step::StepGraph;
 use cellc::pipeline::differentiate_step;
 use cellc::runtime::backward::{backward, run_backward};
 use cellc::runtime::forward::{forward, initial_history, run_forward};
-use cellc::runtime::kernel::{Interpreted, KernelError, StepKernel};
+use cellc::runtime::kernel::{Interpreted, KernelError, StepKernel, interpreted_bptt};
 use cellc::runtime::types::Sequences;
 use common::{load, model_path, problem};
 use ndarray::{ArrayViewD, ArrayViewMutD};
@@ -71,6 +73,19 @@ impl StepKernel<f64> for Watched<'_> {
     }
 }
 
+/// BPTT's two interpreter kernels, watched.
+fn watched_bptt<'g>(
+    adj: &'g StepAdjoint,
+    step: &StepGraph,
+    seq: &Sequences<f64>,
+) -> (Watched<'g>, Watched<'g>) {
+    let (f, b) = interpreted_bptt(adj, &seq.bindings, seq.batch).unwrap();
+    (
+        Watched::new(f, &step.arg_kinds, seq),
+        Watched::new(b, &step.arg_kinds, seq),
+    )
+}
+
 #[test]
 fn drivers_read_parameters_and_aligned_inputs_in_place_and_match_the_interpreter() {
     for model in ["lstm", "gru", "higher_order_rnn", "learned_init_rnn"] {
@@ -93,16 +108,7 @@ fn drivers_read_parameters_and_aligned_inputs_in_place_and_match_the_interpreter
             assert_eq!(traj.outputs, reference.outputs, "{model}");
             assert_eq!(traj.last, reference.last, "{model}");
 
-            let mut fk = Watched::new(
-                Interpreted::new(&adj.forward, b, batch).unwrap(),
-                &step.arg_kinds,
-                &p.seq,
-            );
-            let mut bk = Watched::new(
-                Interpreted::new(&adj.backward, b, batch).unwrap(),
-                &step.arg_kinds,
-                &p.seq,
-            );
+            let (mut fk, mut bk) = watched_bptt(&adj, &step, &p.seq);
             let (_, g) = run_backward(
                 &step,
                 &mut fk,
@@ -181,17 +187,7 @@ fn truncated_bptt_runs_any_kernels_and_matches_the_interpreter() {
     let step = load(&model_path("higher_order_rnn"));
     let adj = differentiate_step(&step).unwrap();
     let p = problem(&step, 5, None, false, false, 4);
-    let (b, batch) = (&p.seq.bindings, p.seq.batch);
-    let mut fk = Watched::new(
-        Interpreted::new(&adj.forward, b, batch).unwrap(),
-        &step.arg_kinds,
-        &p.seq,
-    );
-    let mut bk = Watched::new(
-        Interpreted::new(&adj.backward, b, batch).unwrap(),
-        &step.arg_kinds,
-        &p.seq,
-    );
+    let (mut fk, mut bk) = watched_bptt(&adj, &step, &p.seq);
     // Truncated BPTT hands each chunk its own gathered inputs and the one copy
     // of the parameters it moves from chunk to chunk: no pointer checks here.
     for k in [&mut fk, &mut bk] {

@@ -12,7 +12,7 @@ use super::forward::{
     Iteration, gather_rows, history_depth, initial_history, input_scratch, input_view, run_forward,
     step_args,
 };
-use super::kernel::{Interpreted, KernelError, StepKernel};
+use super::kernel::{KernelError, StepKernel, interpreted_bptt};
 pub use super::types::{Cotangents, Gradients};
 use super::types::{Sequences, Trajectory, output_buffers};
 use crate::autodiff::StepAdjoint;
@@ -49,8 +49,7 @@ pub fn backward_from<F: Real>(
     cot: &Cotangents<F>,
     history: Vec<Array3<F>>,
 ) -> Result<(Trajectory<F>, Gradients<F>), KernelError> {
-    let mut forward = Interpreted::new(&adj.forward, &seq.bindings, seq.batch)?;
-    let mut adjoint = Interpreted::new(&adj.backward, &seq.bindings, seq.batch)?;
+    let (mut forward, mut adjoint) = interpreted_bptt(adj, &seq.bindings, seq.batch)?;
     run_backward(step, &mut forward, &mut adjoint, seq, cot, history)
 }
 

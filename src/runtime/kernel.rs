@@ -87,6 +87,18 @@ impl<'g> Interpreted<'g> {
     }
 }
 
+/// The interpreter's kernels of BPTT's forward step and adjoint step.
+pub fn interpreted_bptt<'g>(
+    adj: &'g crate::autodiff::StepAdjoint,
+    bindings: &Bindings,
+    batch: usize,
+) -> Result<(Interpreted<'g>, Interpreted<'g>), KernelError> {
+    Ok((
+        Interpreted::new(&adj.forward, bindings, batch)?,
+        Interpreted::new(&adj.backward, bindings, batch)?,
+    ))
+}
+
 impl<F: Real> StepKernel<F> for Interpreted<'_> {
     fn arg_shapes(&self) -> &[Vec<usize>] {
         &self.arg_shapes

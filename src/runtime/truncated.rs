@@ -13,7 +13,7 @@
 
 use super::backward::{Cotangents, Gradients, run_backward};
 use super::forward::{history_depth, initial_history};
-use super::kernel::{Interpreted, KernelError, StepKernel};
+use super::kernel::{KernelError, StepKernel, interpreted_bptt};
 use super::types::{Sequences, output_buffers};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
@@ -71,8 +71,7 @@ pub fn truncated_bptt<F: Real>(
     cot: &Cotangents<F>,
     k: usize,
 ) -> Result<TruncatedGradients<F>, KernelError> {
-    let mut forward = Interpreted::new(&adj.forward, &seq.bindings, seq.batch)?;
-    let mut adjoint = Interpreted::new(&adj.backward, &seq.bindings, seq.batch)?;
+    let (mut forward, mut adjoint) = interpreted_bptt(adj, &seq.bindings, seq.batch)?;
     run_truncated(step, &mut forward, &mut adjoint, seq, cot, k)
 }
 
