@@ -837,24 +837,9 @@ fn small_defines(signature: &str) -> Vec<String> {
 
 #[test]
 fn check_and_run_every_example_of_the_language_contract() {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/cell-language.md");
-    let Ok(text) = fs::read_to_string(&spec) else {
-        eprintln!("skipped: {} is not there", spec.display());
+    let Some(blocks) = common::spec::language_examples() else {
         return;
     };
-    let mut blocks: Vec<String> = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            match current.take() {
-                Some(b) => blocks.push(b),
-                None => current = Some(String::new()),
-            }
-        } else if let Some(b) = current.as_mut() {
-            b.push_str(line);
-            b.push('\n');
-        }
-    }
     let cells: Vec<&String> = blocks.iter().filter(|b| b.contains("cell ")).collect();
     assert!(
         cells.len() >= 5,

@@ -3,11 +3,12 @@
 //! same AST, precedence is the documented one, bad files get errors that point
 //! at the right place, and no input makes the parser panic.
 
+mod common;
+
 use cellc::diagnostic::Diagnostic;
 use cellc::rng::SplitMix64;
 use cellc::syntax::ast::*;
 use cellc::syntax::{canonical_name, normalize_source, parse};
-use std::path::PathBuf;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -179,28 +180,20 @@ fn equations(cell: &CellDef) -> Vec<&Equation> {
         .collect()
 }
 
-/// The fenced code blocks of the language contract, or `None` (with a message)
-/// when the shared spec is not beside the checkout.
 fn spec_examples() -> Option<Vec<String>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/cell-language.md");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("skipped: {} not found", path.display());
-        return None;
-    };
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            match current.take() {
-                Some(block) => blocks.push(block),
-                None => current = Some(String::new()),
-            }
-        } else if let Some(block) = current.as_mut() {
-            block.push_str(line);
-            block.push('\n');
-        }
+    common::spec::language_examples()
+}
+
+/// A missing contract is a skip on a developer's machine and a failure under
+/// CI, where a skip would pass without checking anything.
+#[test]
+fn a_missing_contract_fails_under_ci() {
+    let got = std::panic::catch_unwind(|| common::spec::shared_file("spec/no-such-contract.md"));
+    if std::env::var_os("CI").is_some() {
+        assert!(got.is_err(), "under CI a missing contract must fail");
+    } else {
+        assert!(matches!(got, Ok(None)), "outside CI it is skipped");
     }
-    Some(blocks)
 }
 
 // ---------------------------------------------------------------------------
@@ -772,6 +765,11 @@ cell c(
     // Keywords are not reserved where they cannot start a declaration.
     let cell = parse_ok("cell c(x: [X]) {\n output = x\n state_x = output + 1\n output output\n}");
     assert_eq!(equations(&cell)[1].targets[0].name.name, "state_x");
+    // `output_t` is `output` at step t, as any other name with a time index.
+    let cell = parse_ok("cell c(x: [X]) {\n output_t = 2 * x_t\n output output\n}");
+    let target = &equations(&cell)[0].targets[0];
+    assert_eq!(target.name.name, "output");
+    assert_eq!(sexpr(&equations(&cell)[0].rhs), "(* 2 x@0)");
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 pub mod errors;
 pub mod random;
+pub mod spec;
 
 use cellc::check::check_source;
 use cellc::data::matching::prepare;
