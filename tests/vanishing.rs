@@ -135,23 +135,31 @@ fn one_step_factor_is_w_times_diag_of_f_prime() {
 
 #[test]
 fn gradient_through_k_steps_vanishes_or_explodes_with_the_spectrum_of_w() {
-    println!(
-        "‖∂a_t/∂a_(t-k)‖_F through k steps (t = {}, H = {H}; W = ρ·Q, Q orthogonal)",
+    let mut table = format!(
+        "‖∂a_t/∂a_(t-k)‖_F through k steps (t = {}, H = {H}; W = ρ·Q, Q orthogonal)\n",
         T - 1
     );
-    println!(
-        "{:>3} {:>12} {:>12} {:>12}",
+    table += &format!(
+        "{:>3} {:>12} {:>12} {:>12}\n",
         "k", "ρ = 0.5", "ρ = 1.0", "ρ = 1.5"
     );
     let runs: Vec<Run> = [0.5, 1.0, 1.5].iter().map(|&rho| run(rho, 0.001)).collect();
     for k in 1..T {
-        println!(
-            "{k:>3} {:>12.3e} {:>12.3e} {:>12.3e}",
+        table += &format!(
+            "{k:>3} {:>12.3e} {:>12.3e} {:>12.3e}\n",
             frobenius(&runs[0].jac[k]),
             frobenius(&runs[1].jac[k]),
             frobenius(&runs[2].jac[k])
         );
     }
+    print!("{table}");
+    // docs/bptt.md shows this table: it must be the one computed here.
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bptt.md")).unwrap();
+    assert!(
+        docs.contains(&table),
+        "docs/bptt.md must show the table exactly as computed:\n{table}"
+    );
     // With inputs of size 1 the units saturate (tanh' ≪ 1): the factors shrink
     // whatever ρ is, which is the other half of the notes' argument.
     let saturated: Vec<Run> = [0.5, 1.0, 1.5].iter().map(|&rho| run(rho, 1.0)).collect();
