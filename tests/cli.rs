@@ -2062,6 +2062,129 @@ fn run_output_over_an_existing_file_keeps_its_mode_and_refuses_a_read_only_one()
     );
 }
 
+/// `-o` is refused before any work when it would destroy one of the command's
+/// own inputs (by name or through a link), or names an `.npz` archive `.npy`.
+#[cfg(unix)]
+#[test]
+fn output_over_an_input_or_with_an_npy_name_is_refused() {
+    let m = model("lstm");
+    let run = ["run", m.as_str(), "--params", "p.npz", "--input", "x.npy"];
+    let with = |extra: &[&'static str]| [&run[..], extra].concat();
+    let link = |dir: &Path| std::os::unix::fs::symlink("p.npz", dir.join("link.npz")).unwrap();
+    let cotangent = |dir: &Path| {
+        fs::copy(dir.join("p.npz"), dir.join("dy.npz"))
+            .map(|_| ())
+            .unwrap()
+    };
+    let grad = [
+        "grad",
+        m.as_str(),
+        "--params",
+        "p.npz",
+        "--input",
+        "x.npy",
+        "--cotangent",
+        "dy.npz",
+        "-o",
+        "dy.npz",
+    ];
+    assert_error_cases(
+        lstm_files,
+        vec![
+            fails(
+                "-o the parameter file",
+                &with(&["-o", "p.npz"]),
+                &["p.npz", "--params"],
+            ),
+            fails(
+                "-o a link to the parameters",
+                &with(&["-o", "link.npz"]),
+                &["link.npz", "--params"],
+            )
+            .with(link),
+            fails("-o the cotangent file", &grad, &["dy.npz", "--cotangent"]).with(cotangent),
+            fails(
+                "-o an .npy name",
+                &with(&["-o", "out.npy"]),
+                &["out.npy", ".npz", "out.npz"],
+            ),
+            fails("-o the input itself", &with(&["-o", "x.npy"]), &["x.npy"]),
+        ],
+    );
+}
+
+/// An interrupted write leaves neither the target nor its temporary file: the
+/// signal arrives while the temporary file exists (the test waits for it),
+/// and the process still ends by that signal.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_write_leaves_no_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("interrupted");
+    // An elementwise cell, so the run is quick and the output large.
+    fs::write(
+        dir.join("big.cell"),
+        "cell big(x: [X]) {\n state h: [X]\n h_t = tanh(h_{t-1} + x_t)\n output h\n}\n",
+    )
+    .unwrap();
+    let is_temp = |n: &String| n.contains(".tmp-");
+    for (signal, name) in [(15, "TERM"), (2, "INT")] {
+        let mut seen = false;
+        // A faster disk than expected finishes the write before it is seen:
+        // then try again with more to write.
+        for batch in ["64", "128", "256"] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_cellc"))
+                .args([
+                    "run", "big.cell", "-D", "X=4096", "--seq", "64", "--batch", batch,
+                ])
+                .args(["-o", "out.npz"])
+                .current_dir(&*dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if listing(&dir).iter().any(is_temp) {
+                    Command::new("kill")
+                        .args([format!("-{name}"), child.id().to_string()])
+                        .status()
+                        .unwrap();
+                    break None;
+                }
+            };
+            match status {
+                Some(status) => {
+                    assert!(status.success(), "the run itself works");
+                    let _ = fs::remove_file(dir.join("out.npz"));
+                }
+                None => {
+                    let status = child.wait().unwrap();
+                    // Either the signal ended it, or the write finished first.
+                    if status.success() {
+                        let _ = fs::remove_file(dir.join("out.npz"));
+                        continue;
+                    }
+                    assert_eq!(status.signal(), Some(signal), "ended by SIG{name}");
+                    let left: Vec<String> = listing(&dir)
+                        .into_iter()
+                        .filter(|n| n != "big.cell")
+                        .collect();
+                    assert!(
+                        left.is_empty(),
+                        "after SIG{name}, nothing is left: {left:?}"
+                    );
+                    seen = true;
+                    break;
+                }
+            }
+        }
+        assert!(seen, "SIG{name} never arrived during a write");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Errors: one clear message, exit status 1, the directory left as it was
 // ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! One function per command: load what it takes, run the stages, report.
 
 use super::load::{load_cell, load_data, read_named};
-use super::report::{check_output_dir, deliver, signature, to_array_data};
+use super::report::{check_output, deliver, signature, to_array_data};
 use super::{DataArgs, EqFormat, Failure, Format};
 use crate::data::ArrayData;
 use crate::data::bind;
@@ -104,7 +104,7 @@ pub(super) fn cmd_run<F: Real>(
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let step = load_cell(path)?;
-    check_output_dir(out)?;
+    check_output(out, d, &[])?;
     let seq = load_data::<F>(&step, d)?;
     let traj = forward::forward(&step, &seq)?;
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
@@ -143,7 +143,7 @@ pub(super) fn cmd_grad<F: Real>(
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let step = load_cell(path)?;
-    check_output_dir(out)?;
+    check_output(out, d, &[cotangent])?;
     let seq = load_data::<F>(&step, d)?;
     let cot = match cotangent {
         Some(p) => {

@@ -8,6 +8,7 @@
 mod commands;
 mod load;
 mod report;
+mod signals;
 
 pub use load::{load_cell, load_data};
 pub use report::signature;
@@ -178,6 +179,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 /// Runs the command; returns the process exit status.
 pub fn main_with(cli: Cli) -> i32 {
+    signals::remove_temporaries_on_signal();
     let result = match cli.command {
         Command::Check { cell, define } => cmd_check(&cell, &define),
         Command::Graph {

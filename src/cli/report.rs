@@ -1,7 +1,7 @@
 //! What a command gives: arrays written to an `.npz` (atomically) or
 //! summarised on stdout, and the text a command prints (a cell's signature).
 
-use super::Failure;
+use super::{DataArgs, Failure};
 use crate::data::{self, ArrayData};
 use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
@@ -100,22 +100,77 @@ pub(super) fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {
 }
 
 /// Fails before any work when `-o` points into a directory that does not exist.
-pub(super) fn check_output_dir(out: Option<&Path>) -> Result<(), Failure> {
-    if let Some(p) = out {
-        let dir = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
+/// Refuses an output path before any work: into a directory that does not
+/// exist, over a read-only file, over one of the command's own input files
+/// (the run would destroy what it read), or with an `.npy` name for what is an
+/// `.npz` archive of several arrays.
+pub(super) fn check_output(
+    out: Option<&Path>,
+    data: &DataArgs,
+    others: &[Option<&Path>],
+) -> Result<(), Failure> {
+    let Some(p) = out else {
+        return Ok(());
+    };
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Failure(format!(
+            "error: cannot write `{}`: directory `{}` does not exist",
+            p.display(),
+            dir.display()
+        )));
+    }
+    if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        return Err(Failure(format!(
+            "error: cannot write `{}`: the output is several named arrays, an `.npz` archive; name it `{}`",
+            p.display(),
+            p.with_extension("npz").display()
+        )));
+    }
+    let inputs = [
+        ("--params", data.params.as_deref()),
+        ("--input", data.input.as_deref()),
+        ("--inputs", data.inputs.as_deref()),
+        ("--init", data.init.as_deref()),
+        ("--lengths", data.lengths.as_deref()),
+    ];
+    let named_others = others.iter().map(|o| ("--cotangent", *o));
+    for (flag, input) in inputs.into_iter().chain(named_others) {
+        if let Some(input) = input
+            && same_file(p, input)
+        {
             return Err(Failure(format!(
-                "error: cannot write `{}`: directory `{}` does not exist",
+                "error: cannot write `{}`: it is the {flag} file `{}`, which the run reads; choose another -o",
                 p.display(),
-                dir.display()
+                input.display()
             )));
         }
-        data::check_writable(p)?;
     }
+    data::check_writable(p)?;
     Ok(())
+}
+
+/// Whether two paths name one existing regular file (links followed).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    if !ma.is_file() || !mb.is_file() {
+        // Devices (`/dev/stdout`) are written to, not replaced.
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+    }
 }
 
 /// Writes the arrays to `out` (atomically), or prints a summary of them.

@@ -26,7 +26,9 @@
 //! Writing produces what `numpy.save` and `numpy.savez` produce (version 1.0
 //! headers padded so the data starts on a 64-byte boundary; uncompressed
 //! archives), and is atomic: the bytes go to a temporary file beside the target,
-//! which is synced and then renamed over it, so a failed write leaves nothing.
+//! which is synced and then renamed over it, so a failed write leaves nothing;
+//! [`remove_temporaries`] lets a process ending on a signal remove the temporary
+//! files of writes in progress.
 
 mod array;
 pub mod bind;
@@ -42,4 +44,4 @@ pub use array::{ArrayData, NpyArray};
 pub use error::NpyError;
 pub use npz::{read_npz, write_npz};
 pub use read::{read_npy, read_npy_bytes};
-pub use write::{check_writable, write_npy};
+pub use write::{check_writable, remove_temporaries, write_npy};

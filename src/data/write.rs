@@ -6,7 +6,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::array::ArrayData;
@@ -60,6 +61,47 @@ pub(super) fn write_npy_to(out: &mut impl Write, array: &ArrayData) -> io::Resul
 
 /// Distinguishes temporary files of concurrent writes within one process.
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The temporary files being written now, so that an interrupted run can remove
+/// them ([`remove_temporaries`]) instead of leaving them beside the target.
+static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file's place in [`TEMPORARIES`], given up when the write ends.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(temp: &Path) -> Registered {
+        lock_temporaries().push(temp.to_path_buf());
+        Registered(temp.to_path_buf())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut temps = lock_temporaries();
+        if let Some(i) = temps.iter().position(|t| *t == self.0) {
+            temps.swap_remove(i);
+        }
+    }
+}
+
+fn lock_temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic elsewhere while the list was held leaves it usable.
+    TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file being written, for a process about to end on
+/// a signal. The list stays locked afterwards, so no write that is still
+/// running can start another temporary file or unregister: the process is
+/// meant to exit right after this. A write whose rename already happened is
+/// complete (it was synced first), so the target is either whole or untouched.
+pub fn remove_temporaries() {
+    let temps = lock_temporaries();
+    for t in temps.iter() {
+        let _ = fs::remove_file(t);
+    }
+    std::mem::forget(temps);
+}
 
 /// Writes `path` through a temporary file `.NAME.tmp-PID-N` in the same
 /// directory: fill, flush, sync, rename over the target. On failure the
@@ -136,6 +178,9 @@ pub(super) fn write_atomically(
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let temp = dir.join(temp_name);
+    // Registered before it exists, so there is no moment when an interrupt
+    // could leave it behind unseen.
+    let _registered = Registered::new(&temp);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
