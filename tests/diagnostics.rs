@@ -293,3 +293,88 @@ fn cellc_check_of_a_missing_file_fails_without_panicking() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// Messages in the user's words (issue 7, item 4): each case as reproduced
+// with `cellc check`, its key words and where it points.
+
+/// The rendering of the error `text` fails with, as `t.cell`.
+fn error_rendered(text: &str) -> String {
+    match check_source(text) {
+        Err(failed) => failed.render("t.cell"),
+        Ok(_) => panic!("expected an error for:\n{text}"),
+    }
+}
+
+/// The printed source line and the caret line under it, for the first `^`.
+fn source_and_carets(rendered: &str) -> (String, String) {
+    let lines: Vec<&str> = rendered.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| {
+            l.split_once(" | ")
+                .is_some_and(|(_, r)| r.trim_start().starts_with('^'))
+        })
+        .unwrap_or_else(|| panic!("no caret line:\n{rendered}"));
+    let text = |l: &str| {
+        l.split_once(" | ")
+            .map_or(String::new(), |(_, r)| r.to_string())
+    };
+    (text(lines[i - 1]), text(lines[i]))
+}
+
+/// The screen column of byte `i` of `line`: combining marks take none.
+fn screen_column(line: &str, i: usize) -> usize {
+    line[..i]
+        .chars()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .count()
+}
+
+#[test]
+fn a_long_line_is_shown_around_its_error_with_the_caret_under_it() {
+    // ~2,000 characters, the unknown name `q_t` near column 1,500; terms with
+    // multi-byte characters and a combining mark (`h̃`) before it.
+    for term in ["x_t", "σ(x_t) ∘ x_t", "u_{x} ∘ x_t", "h̃_t"] {
+        let before = [term; 2_000].join(" + ");
+        let cut = before
+            .char_indices()
+            .nth(1_500)
+            .map_or(before.len(), |(i, _)| i);
+        let before = &before[..before[..cut].rfind(" + ").unwrap()];
+        let text = format!(
+            "cell c(x: [X]) {{\n    state h: [X] = 0\n    param u_x\n    h̃_t = x_t\n    h_t = {before} + q_t + {}\n    output h\n}}\n",
+            ["x_t"; 150].join(" + ")
+        );
+        let r = error_rendered(&text);
+        assert!(r.starts_with("error: unknown name `q`"), "{r}");
+        let (shown, carets) = source_and_carets(&r);
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(
+            shown.chars().count() <= 100,
+            "{} chars: {shown}",
+            shown.chars().count()
+        );
+        let q = shown.find("q_t").expect("the error in view");
+        let caret = carets.find('^').unwrap();
+        assert_eq!(
+            screen_column(&shown, q),
+            screen_column(&carets, caret),
+            "caret not under `q_t` ({term}):\n{shown}\n{carets}"
+        );
+    }
+}
+
+#[test]
+fn a_short_line_is_shown_whole() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param h̃\n    h_t = h̃ ∘ h_{t-1} + q_t\n    output h\n}\n",
+    );
+    let (shown, carets) = source_and_carets(&r);
+    assert_eq!(shown, "    h_t = h̃ ∘ h_{t-1} + q_t");
+    let q = shown.find("q_t").unwrap();
+    assert_eq!(
+        screen_column(&shown, q),
+        screen_column(&carets, carets.find('^').unwrap())
+    );
+}
