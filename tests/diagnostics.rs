@@ -306,6 +306,71 @@ fn error_rendered(text: &str) -> String {
     }
 }
 
+/// Asserts the rendering's `-->` line names `LINE:COL`.
+fn assert_points_at(rendered: &str, line_col: &str) {
+    assert!(
+        rendered.contains(&format!("--> t.cell:{line_col}\n")),
+        "expected `--> t.cell:{line_col}`:\n{rendered}"
+    );
+}
+
+/// Whether `rendered` shows an unknown of shape inference (`?0`).
+fn shows_an_unknown(rendered: &str) -> bool {
+    rendered
+        .match_indices('?')
+        .any(|(i, _)| rendered[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+const GRU_WITH_DOT_FOR_CIRCLE: &str = "\
+cell gru(x: [X]) {
+    state h: [H] = 0
+    param W_z, W_r, W_h
+
+    z_t = σ(W_z · [h_{t-1}; x_t])
+    r_t = σ(W_r · [h_{t-1}; x_t])
+    h̃_t = tanh(W_h · [r_t ∘ h_{t-1}; x_t])
+    h_t = (1 - z_t) ∘ h_{t-1} + z_t · h̃_t
+
+    output h
+}
+";
+
+#[test]
+fn dot_between_two_vectors_gives_their_shapes_and_suggests_circle() {
+    let r = error_rendered(GRU_WITH_DOT_FOR_CIRCLE);
+    // It said "but found a vector [?0]".
+    assert!(!shows_an_unknown(&r), "{r}");
+    assert!(
+        r.starts_with("error: `·` needs a matrix on the left, but found a vector [H]\n"),
+        "{r}"
+    );
+    assert!(r.contains("write `∘`"), "{r}");
+    assert_points_at(&r, "8:37");
+}
+
+#[test]
+fn dot_between_vectors_of_different_sizes_does_not_suggest_circle() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    h_t = h_{t-1} · x_t\n    output h\n}\n",
+    );
+    assert!(r.contains("needs a matrix on the left"), "{r}");
+    assert!(!r.contains("`∘`"), "{r}");
+}
+
+#[test]
+fn a_name_read_twice_is_declared_once_in_the_message() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · W · x_t)\n    output h\n}\n",
+    );
+    assert!(!shows_an_unknown(&r), "{r}");
+    assert!(
+        r.contains("`·` needs a vector on the right, but found a matrix [W_rows, W_cols]"),
+        "{r}"
+    );
+    assert_eq!(r.matches("`W` declared here").count(), 1, "{r}");
+    assert_points_at(&r, "4:18");
+}
+
 /// The printed source line and the caret line under it, for the first `^`.
 fn source_and_carets(rendered: &str) -> (String, String) {
     let lines: Vec<&str> = rendered.lines().collect();

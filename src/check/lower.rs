@@ -79,6 +79,7 @@ impl Checker {
                     span: eq.rhs.span,
                     label: format!("{} is not a multiple of {n}", self.show(&zt)),
                     labels: vec![],
+                    notes: vec![],
                 });
             };
             for (p, t) in eq.targets.iter().enumerate() {
