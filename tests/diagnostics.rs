@@ -371,6 +371,67 @@ fn a_name_read_twice_is_declared_once_in_the_message() {
     assert_points_at(&r, "4:18");
 }
 
+#[test]
+fn an_unclosed_subscript_brace_is_named_at_the_brace() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · h_{t-1)\n    output h\n}\n",
+    );
+    assert!(r.starts_with("error: unclosed `{` in a subscript\n"), "{r}");
+    assert!(r.contains("expected `}` before this `)`"), "{r}");
+    assert!(r.contains("`_{t-1}`"), "{r}");
+    assert_points_at(&r, "4:22");
+}
+
+#[test]
+fn a_fractional_lag_is_a_whole_number_of_steps() {
+    for (lag, col) in [("h_{t-1.5}", "4:25"), ("h[t-1.5]", "4:24")] {
+        let r = error_rendered(&format!(
+            "cell c(x: [X]) {{\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · {lag})\n    output h\n}}\n"
+        ));
+        assert!(
+            r.starts_with("error: a time lag is a whole number of steps, not `1.5`\n"),
+            "{r}"
+        );
+        assert_points_at(&r, col);
+    }
+}
+
+#[test]
+fn a_number_without_its_leading_zero_suggests_it() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · h_{t-1}) * .5\n    output h\n}\n",
+    );
+    assert!(
+        r.starts_with("error: a number starts with a digit: write `0.5`, not `.5`\n"),
+        "{r}"
+    );
+    assert_points_at(&r, "4:31");
+}
+
+#[test]
+fn a_missing_close_paren_is_shown_at_its_opening_paren() {
+    // The next statement is a keyword, or an equation (pest stopped at its `=`).
+    for next in ["output h", "y_t = h_t\n    output h"] {
+        let r = error_rendered(&format!(
+            "cell c(x: [X]) {{\n    state h: [H] = 0\n    param W, U\n    h_t = tanh(W · h_{{t-1}} + U · x_t\n    {next}\n}}\n"
+        ));
+        assert!(r.starts_with("error: unclosed `(`\n"), "{r}");
+        assert!(r.contains("this `(` is never closed"), "{r}");
+        assert!(r.contains("expected `)` before this statement"), "{r}");
+        assert_points_at(&r, "4:15");
+    }
+}
+
+#[test]
+fn a_bracket_closed_by_a_paren_is_shown_at_its_opening() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · [h_{t-1}; x_t)\n    output h\n}\n",
+    );
+    assert!(r.starts_with("error: unclosed `[`\n"), "{r}");
+    assert!(r.contains("expected `]` before this `)`"), "{r}");
+    assert_points_at(&r, "4:20");
+}
+
 /// The printed source line and the caret line under it, for the first `^`.
 fn source_and_carets(rendered: &str) -> (String, String) {
     let lines: Vec<&str> = rendered.lines().collect();

@@ -833,11 +833,8 @@ fn bad_bodies_get_errors_at_the_right_place() {
         ("h_t = h_{t-1}_x", "last subscript", "_{t-1}"),
         ("h_t = h_{t-1}[t]", "two time indices", "[t]"),
         ("h_t = x +", "expected an expression, found `}`", "}"),
-        (
-            "h_t = (x + 1\n    output h",
-            "expected an operator or `)`, found `output`",
-            "output",
-        ),
+        // A bracket left open at the next statement is shown where it opens.
+        ("h_t = (x + 1\n    output h", "unclosed `(`", "("),
         ("h_t x", "expected `=`, found `x`", "x"),
         ("h_t = ", "expected an expression", "}"),
         (
@@ -866,7 +863,7 @@ fn bad_bodies_get_errors_at_the_right_place() {
             "missing operator between `x` and `y_t`",
             "y_t",
         ),
-        ("h_t = [a; b", "found `}`", "}"),
+        ("h_t = [a; b", "unclosed `[`", "["),
         ("h_t = \\frac{a}", "expected `{`", "}"),
         (
             "h_t = \\left( a )",
