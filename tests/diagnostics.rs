@@ -423,6 +423,14 @@ fn a_missing_close_paren_is_shown_at_its_opening_paren() {
 }
 
 #[test]
+fn a_paren_open_at_the_end_of_the_file_is_shown_at_its_opening() {
+    let r = error_rendered("cell c(x: [X]) {\n    state h: [H] = 0\n    h_t = tanh(x_t");
+    assert!(r.starts_with("error: unclosed `(`\n"), "{r}");
+    assert!(r.contains("expected `)` before the end of the file"), "{r}");
+    assert_points_at(&r, "3:15");
+}
+
+#[test]
 fn a_bracket_closed_by_a_paren_is_shown_at_its_opening() {
     let r = error_rendered(
         "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · [h_{t-1}; x_t)\n    output h\n}\n",

@@ -280,7 +280,8 @@ fn unclosed_bracket(source: &str, pos: usize) -> Option<Diagnostic> {
             Span::new(pos, pos + 1),
             format!("expected `{close}` before this `{c}`"),
         )
-    } else if open >= line_start || !(at_end || starts_statement(&source[line_start..])) {
+    } else if !at_end && (open >= line_start || !starts_statement(&source[line_start..])) {
+        // Still open in the middle of its own equation: not yet the cause.
         return None;
     } else if at_end {
         (
