@@ -7,6 +7,7 @@
 
 use crate::span::Span;
 use std::fmt::Write;
+use unicode_normalization::char::is_combining_mark;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -92,29 +93,65 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad} |");
         // Places in source order; the main one first among equals.
         places.sort_by_key(|(s, _, c)| (s.start, *c != '^'));
+        // Each place as (line, first column, end column), 0-based columns in
+        // characters, end exclusive.
+        let located: Vec<(usize, usize, usize)> = places
+            .iter()
+            .map(|(span, _, _)| {
+                let (l, c) = line_col(source, span.start);
+                let end = if span.end > span.start {
+                    let (el, ec) = line_col(source, span.end);
+                    if el == l {
+                        ec
+                    } else {
+                        line_text(source, l).chars().count() + 1
+                    }
+                } else {
+                    c + 1
+                };
+                (l, c - 1, end.max(c + 1) - 1)
+            })
+            .collect();
         let mut last_line = 0;
-        for (span, message, mark) in places {
-            let (l, c) = line_col(source, span.start);
-            let text = source.lines().nth(l - 1).unwrap_or("");
-            let line_end = text.chars().count() + 1;
-            let end = if span.end > span.start {
-                let (el, ec) = line_col(source, span.end);
-                if el == l { ec } else { line_end }
-            } else {
-                c + 1
-            };
-            let carets = end.saturating_sub(c).max(1);
+        let mut window = (0, usize::MAX);
+        for ((_, message, mark), &(l, c, end)) in places.iter().zip(&located) {
+            let text: Vec<char> = line_text(source, l).chars().collect();
             // Several places on one line share the printed source line.
             if l != last_line {
-                let _ = writeln!(out, "{:>width$} | {}", l, visible(text.trim_end()));
+                let on_line = located.iter().filter(|p| p.0 == l);
+                let lo = on_line.clone().map(|p| p.1).min().unwrap_or(c);
+                let hi = on_line.map(|p| p.2).max().unwrap_or(end);
+                window = shown_columns(text.len(), lo, hi);
+                let (from, to) = window;
+                let shown: String = text[from..to.min(text.len())].iter().collect();
+                let _ = writeln!(
+                    out,
+                    "{:>width$} | {}{}{}",
+                    l,
+                    if from > 0 { "…" } else { "" },
+                    visible(shown.trim_end()),
+                    if to < text.len() { "…" } else { "" },
+                );
                 last_line = l;
             }
-            // Tabs in the padding keep the carets under the text they mark.
-            let indent: String = text
-                .chars()
-                .take(c - 1)
-                .map(|ch| if ch == '\t' { '\t' } else { ' ' })
-                .collect();
+            let (from, to) = window;
+            // Tabs in the padding keep the carets under the text they mark;
+            // combining marks take no column of their own.
+            let mut indent: String = if from > 0 { " ".into() } else { String::new() };
+            indent.extend(
+                text[from.min(c)..c.min(text.len())]
+                    .iter()
+                    .filter(|ch| !is_combining_mark(**ch))
+                    .map(|ch| if *ch == '\t' { '\t' } else { ' ' }),
+            );
+            indent.extend(std::iter::repeat_n(
+                ' ',
+                c.saturating_sub(text.len().max(from)),
+            ));
+            let carets = (c..end.min(to.max(c + 1)))
+                .filter(|i| text.get(*i).is_none_or(|ch| !is_combining_mark(*ch)))
+                .count()
+                .max(1);
             let _ = writeln!(
                 out,
                 "{pad} | {indent}{} {}",
@@ -131,6 +168,35 @@ impl Diagnostic {
             .join("\n")
             + "\n"
     }
+}
+
+/// Lines longer than this (in characters) are shown only around what they
+/// point at, `…` standing for the rest.
+const LONG_LINE: usize = 120;
+/// How many columns of a long line are shown.
+const SHOWN_COLUMNS: usize = 80;
+
+/// The text of 1-based line `l`, without its line break.
+fn line_text(source: &str, l: usize) -> &str {
+    source.lines().nth(l - 1).unwrap_or("")
+}
+
+/// The columns `[from, to)` of a line of `len` characters to show, so that
+/// columns `[lo, hi)` are in view: the whole line unless it is long.
+fn shown_columns(len: usize, lo: usize, hi: usize) -> (usize, usize) {
+    if len <= LONG_LINE {
+        return (0, len);
+    }
+    let lo = lo.min(len);
+    let hi = hi.clamp(lo, len);
+    let span = hi - lo;
+    if span >= SHOWN_COLUMNS {
+        // Wider than the window: all of it, with a little on each side.
+        return (lo.saturating_sub(8), (hi + 8).min(len));
+    }
+    let from = lo.saturating_sub((SHOWN_COLUMNS - span) / 2);
+    let to = (from + SHOWN_COLUMNS).min(len);
+    (to.saturating_sub(SHOWN_COLUMNS).min(from), to)
 }
 
 /// Characters that must not reach a terminal as they are: controls (but tab)

@@ -293,3 +293,222 @@ fn cellc_check_of_a_missing_file_fails_without_panicking() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// Messages in the user's words (issue 7, item 4): each case as reproduced
+// with `cellc check`, its key words and where it points.
+
+/// The rendering of the error `text` fails with, as `t.cell`.
+fn error_rendered(text: &str) -> String {
+    match check_source(text) {
+        Err(failed) => failed.render("t.cell"),
+        Ok(_) => panic!("expected an error for:\n{text}"),
+    }
+}
+
+/// Asserts the rendering's `-->` line names `LINE:COL`.
+fn assert_points_at(rendered: &str, line_col: &str) {
+    assert!(
+        rendered.contains(&format!("--> t.cell:{line_col}\n")),
+        "expected `--> t.cell:{line_col}`:\n{rendered}"
+    );
+}
+
+/// Whether `rendered` shows an unknown of shape inference (`?0`).
+fn shows_an_unknown(rendered: &str) -> bool {
+    rendered
+        .match_indices('?')
+        .any(|(i, _)| rendered[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+const GRU_WITH_DOT_FOR_CIRCLE: &str = "\
+cell gru(x: [X]) {
+    state h: [H] = 0
+    param W_z, W_r, W_h
+
+    z_t = σ(W_z · [h_{t-1}; x_t])
+    r_t = σ(W_r · [h_{t-1}; x_t])
+    h̃_t = tanh(W_h · [r_t ∘ h_{t-1}; x_t])
+    h_t = (1 - z_t) ∘ h_{t-1} + z_t · h̃_t
+
+    output h
+}
+";
+
+#[test]
+fn dot_between_two_vectors_gives_their_shapes_and_suggests_circle() {
+    let r = error_rendered(GRU_WITH_DOT_FOR_CIRCLE);
+    // It said "but found a vector [?0]".
+    assert!(!shows_an_unknown(&r), "{r}");
+    assert!(
+        r.starts_with("error: `·` needs a matrix on the left, but found a vector [H]\n"),
+        "{r}"
+    );
+    assert!(r.contains("write `∘`"), "{r}");
+    assert_points_at(&r, "8:37");
+}
+
+#[test]
+fn dot_between_vectors_of_different_sizes_does_not_suggest_circle() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    h_t = h_{t-1} · x_t\n    output h\n}\n",
+    );
+    assert!(r.contains("needs a matrix on the left"), "{r}");
+    assert!(!r.contains("`∘`"), "{r}");
+}
+
+#[test]
+fn a_name_read_twice_is_declared_once_in_the_message() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · W · x_t)\n    output h\n}\n",
+    );
+    assert!(!shows_an_unknown(&r), "{r}");
+    assert!(
+        r.contains("`·` needs a vector on the right, but found a matrix [W_rows, W_cols]"),
+        "{r}"
+    );
+    assert_eq!(r.matches("`W` declared here").count(), 1, "{r}");
+    assert_points_at(&r, "4:18");
+}
+
+#[test]
+fn an_unclosed_subscript_brace_is_named_at_the_brace() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · h_{t-1)\n    output h\n}\n",
+    );
+    assert!(r.starts_with("error: unclosed `{` in a subscript\n"), "{r}");
+    assert!(r.contains("expected `}` before this `)`"), "{r}");
+    assert!(r.contains("`_{t-1}`"), "{r}");
+    assert_points_at(&r, "4:22");
+}
+
+#[test]
+fn a_fractional_lag_is_a_whole_number_of_steps() {
+    for (lag, col) in [("h_{t-1.5}", "4:25"), ("h[t-1.5]", "4:24")] {
+        let r = error_rendered(&format!(
+            "cell c(x: [X]) {{\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · {lag})\n    output h\n}}\n"
+        ));
+        assert!(
+            r.starts_with("error: a time lag is a whole number of steps, not `1.5`\n"),
+            "{r}"
+        );
+        assert_points_at(&r, col);
+    }
+}
+
+#[test]
+fn a_number_without_its_leading_zero_suggests_it() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · h_{t-1}) * .5\n    output h\n}\n",
+    );
+    assert!(
+        r.starts_with("error: a number starts with a digit: write `0.5`, not `.5`\n"),
+        "{r}"
+    );
+    assert_points_at(&r, "4:31");
+}
+
+#[test]
+fn a_missing_close_paren_is_shown_at_its_opening_paren() {
+    // The next statement is a keyword, or an equation (pest stopped at its `=`).
+    for next in ["output h", "y_t = h_t\n    output h"] {
+        let r = error_rendered(&format!(
+            "cell c(x: [X]) {{\n    state h: [H] = 0\n    param W, U\n    h_t = tanh(W · h_{{t-1}} + U · x_t\n    {next}\n}}\n"
+        ));
+        assert!(r.starts_with("error: unclosed `(`\n"), "{r}");
+        assert!(r.contains("this `(` is never closed"), "{r}");
+        assert!(r.contains("expected `)` before this statement"), "{r}");
+        assert_points_at(&r, "4:15");
+    }
+}
+
+#[test]
+fn a_paren_open_at_the_end_of_the_file_is_shown_at_its_opening() {
+    let r = error_rendered("cell c(x: [X]) {\n    state h: [H] = 0\n    h_t = tanh(x_t");
+    assert!(r.starts_with("error: unclosed `(`\n"), "{r}");
+    assert!(r.contains("expected `)` before the end of the file"), "{r}");
+    assert_points_at(&r, "3:15");
+}
+
+#[test]
+fn a_bracket_closed_by_a_paren_is_shown_at_its_opening() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param W\n    h_t = tanh(W · [h_{t-1}; x_t)\n    output h\n}\n",
+    );
+    assert!(r.starts_with("error: unclosed `[`\n"), "{r}");
+    assert!(r.contains("expected `]` before this `)`"), "{r}");
+    assert_points_at(&r, "4:20");
+}
+
+/// The printed source line and the caret line under it, for the first `^`.
+fn source_and_carets(rendered: &str) -> (String, String) {
+    let lines: Vec<&str> = rendered.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| {
+            l.split_once(" | ")
+                .is_some_and(|(_, r)| r.trim_start().starts_with('^'))
+        })
+        .unwrap_or_else(|| panic!("no caret line:\n{rendered}"));
+    let text = |l: &str| {
+        l.split_once(" | ")
+            .map_or(String::new(), |(_, r)| r.to_string())
+    };
+    (text(lines[i - 1]), text(lines[i]))
+}
+
+/// The screen column of byte `i` of `line`: combining marks take none.
+fn screen_column(line: &str, i: usize) -> usize {
+    line[..i]
+        .chars()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .count()
+}
+
+#[test]
+fn a_long_line_is_shown_around_its_error_with_the_caret_under_it() {
+    // ~2,000 characters, the unknown name `q_t` near column 1,500; terms with
+    // multi-byte characters and a combining mark (`h̃`) before it.
+    for term in ["x_t", "σ(x_t) ∘ x_t", "u_{x} ∘ x_t", "h̃_t"] {
+        let before = [term; 2_000].join(" + ");
+        let cut = before
+            .char_indices()
+            .nth(1_500)
+            .map_or(before.len(), |(i, _)| i);
+        let before = &before[..before[..cut].rfind(" + ").unwrap()];
+        let text = format!(
+            "cell c(x: [X]) {{\n    state h: [X] = 0\n    param u_x\n    h̃_t = x_t\n    h_t = {before} + q_t + {}\n    output h\n}}\n",
+            ["x_t"; 150].join(" + ")
+        );
+        let r = error_rendered(&text);
+        assert!(r.starts_with("error: unknown name `q`"), "{r}");
+        let (shown, carets) = source_and_carets(&r);
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(
+            shown.chars().count() <= 100,
+            "{} chars: {shown}",
+            shown.chars().count()
+        );
+        let q = shown.find("q_t").expect("the error in view");
+        let caret = carets.find('^').unwrap();
+        assert_eq!(
+            screen_column(&shown, q),
+            screen_column(&carets, caret),
+            "caret not under `q_t` ({term}):\n{shown}\n{carets}"
+        );
+    }
+}
+
+#[test]
+fn a_short_line_is_shown_whole() {
+    let r = error_rendered(
+        "cell c(x: [X]) {\n    state h: [H] = 0\n    param h̃\n    h_t = h̃ ∘ h_{t-1} + q_t\n    output h\n}\n",
+    );
+    let (shown, carets) = source_and_carets(&r);
+    assert_eq!(shown, "    h_t = h̃ ∘ h_{t-1} + q_t");
+    let q = shown.find("q_t").unwrap();
+    assert_eq!(
+        screen_column(&shown, q),
+        screen_column(&carets, carets.find('^').unwrap())
+    );
+}

@@ -9,7 +9,7 @@
 use super::{Checker, Entity};
 use crate::diagnostic::Diagnostic;
 use crate::graph::dim::Type;
-use crate::graph::op::ShapeError;
+use crate::graph::op::{DimEq, ShapeError};
 use crate::graph::{Builder, NodeId};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Span};
 use crate::syntax::functions;
@@ -96,6 +96,8 @@ pub enum CheckError {
         span: Span,
         label: String,
         labels: Vec<(Span, String)>,
+        /// `help:` lines.
+        notes: Vec<String>,
     },
     #[error("{message}")]
     Invalid {
@@ -175,11 +177,15 @@ impl CheckError {
                 span,
                 label,
                 labels,
+                notes,
                 ..
             } => {
                 let mut d = Diagnostic::error(msg, *span).with_label(label.clone());
                 for (s, l) in labels {
                     d = d.with_secondary(*s, l.clone());
+                }
+                for n in notes {
+                    d = d.with_note(n.clone());
                 }
                 d
             }
@@ -193,10 +199,11 @@ impl CheckError {
 impl Checker {
     pub(super) fn rank_error(&self, what: &str, at: &Expr, t: &Type) -> CheckError {
         CheckError::Shape {
-            message: format!("{what}, but this is {}", kind_of(t)),
+            message: format!("{what}, but this is {}", self.kind_of(t)),
             span: at.span,
             label: format!("this is {}", self.show(t)),
             labels: vec![],
+            notes: vec![],
         }
     }
 
@@ -231,11 +238,25 @@ impl Checker {
             ShapeError::Rank {
                 expected, found, ..
             } => {
-                format!("{verb} needs {expected}, but found {}", kind_of(found))
+                format!("{verb} needs {expected}, but found {}", self.kind_of(found))
             }
             other => other.to_string(),
         };
-        let mut labels = Vec::new();
+        let mut notes = Vec::new();
+        if let ExprKind::Binary {
+            op: BinOp::MatMul, ..
+        } = &at.kind
+            && let [l, r] = args
+            && self.could_be_same_vector(b.ty(*l), b.ty(*r))
+        {
+            notes.push(
+                "help: `·` is the product of a matrix and a vector; for the elementwise \
+                 product of two vectors write `∘` (or `*`), and `sum(a ∘ b)` for their dot \
+                 product"
+                    .to_string(),
+            );
+        }
+        let mut labels: Vec<(Span, String)> = Vec::new();
         let operand_exprs: Vec<&Expr> = match &at.kind {
             ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
             ExprKind::Neg(a) => vec![a],
@@ -254,8 +275,13 @@ impl Checker {
                     _ => "",
                 };
                 l = format!("`{}` is {}{how}", name.name, self.show(t));
-                if *decl != x.span && !matches!(ent, Entity::Value(..)) {
-                    labels.push((*decl, format!("`{}` declared here", name.name)));
+                let declared = (*decl, format!("`{}` declared here", name.name));
+                // `W · W` reads one name twice: its declaration is shown once.
+                if *decl != x.span
+                    && !matches!(ent, Entity::Value(..))
+                    && !labels.contains(&declared)
+                {
+                    labels.push(declared);
                 }
             }
             labels.push((x.span, l));
@@ -265,15 +291,25 @@ impl Checker {
             span,
             label: String::new(),
             labels,
+            notes,
         }
     }
-}
 
-pub(super) fn kind_of(t: &Type) -> String {
-    match t.rank() {
-        0 => "a scalar".into(),
-        1 => format!("a vector {}", t.shape_string()),
-        _ => format!("a matrix {}", t.shape_string()),
+    /// "a scalar", "a vector [H]", "a matrix [H, X]", with sizes as far as
+    /// they are solved and open ones by their names, never as unknowns.
+    pub(super) fn kind_of(&self, t: &Type) -> String {
+        match t.rank() {
+            0 => "a scalar".into(),
+            1 => format!("a vector {}", self.show(t)),
+            _ => format!("a matrix {}", self.show(t)),
+        }
+    }
+
+    /// Whether `a` and `b` are vectors whose lengths are, or may still become,
+    /// equal: then `a · b` was most likely meant as `a ∘ b`. Tried on a copy of
+    /// the unifier, so that asking solves nothing.
+    fn could_be_same_vector(&self, a: &Type, b: &Type) -> bool {
+        a.rank() == 1 && b.rank() == 1 && self.unifier.clone().equate(&a.dims[0], &b.dims[0])
     }
 }
 

@@ -12,7 +12,7 @@ use crate::graph::dim::{Atom, Dim, Type};
 use crate::graph::op::DimEq;
 use std::collections::HashMap;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Unifier {
     pub(super) subst: HashMap<u32, Dim>,
     pub(super) origins: Vec<String>,

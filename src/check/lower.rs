@@ -79,6 +79,7 @@ impl Checker {
                     span: eq.rhs.span,
                     label: format!("{} is not a multiple of {n}", self.show(&zt)),
                     labels: vec![],
+                    notes: vec![],
                 });
             };
             for (p, t) in eq.targets.iter().enumerate() {
@@ -148,17 +149,34 @@ impl Checker {
                 let a = self.lower(b, a)?;
                 self.node(b, Op::Unary(Unary::Neg), &[a], e)
             }
-            ExprKind::Binary { op, lhs, rhs, .. } => {
-                let l = self.lower(b, lhs)?;
-                let r = self.lower(b, rhs)?;
-                let op = match op {
-                    BinOp::Add => Op::Binary(Binary::Add),
-                    BinOp::Sub => Op::Binary(Binary::Sub),
-                    BinOp::Mul => Op::Binary(Binary::Mul),
-                    BinOp::Div => Op::Binary(Binary::Div),
-                    BinOp::MatMul => Op::MatVec,
-                };
-                self.node(b, op, &[l, r], e)
+            ExprKind::Binary { .. } => {
+                // A chain `a + b - c + ...` leans left, as deep as it is long;
+                // it is lowered by a loop down its left side, in the order the
+                // recursion would take (left operand, then right), so that a
+                // sum of thousands of terms does not recurse once per term.
+                let mut spine = vec![e];
+                let mut first = e;
+                while let ExprKind::Binary { lhs, .. } = &first.kind {
+                    first = lhs;
+                    spine.push(first);
+                }
+                spine.pop();
+                let mut acc = self.lower(b, first)?;
+                for at in spine.into_iter().rev() {
+                    let ExprKind::Binary { op, rhs, .. } = &at.kind else {
+                        unreachable!("the spine holds binary operations only");
+                    };
+                    let r = self.lower(b, rhs)?;
+                    let op = match op {
+                        BinOp::Add => Op::Binary(Binary::Add),
+                        BinOp::Sub => Op::Binary(Binary::Sub),
+                        BinOp::Mul => Op::Binary(Binary::Mul),
+                        BinOp::Div => Op::Binary(Binary::Div),
+                        BinOp::MatMul => Op::MatVec,
+                    };
+                    acc = self.node(b, op, &[acc, r], at)?;
+                }
+                Ok(acc)
             }
             ExprKind::Concat(parts) => {
                 let mut ids = Vec::new();

@@ -196,6 +196,7 @@ impl Checker {
                     span,
                     label: format!("this is {}", self.show(&ty)),
                     labels: vec![(self.states[s].1, format!("declared {}", self.show(&want)))],
+                    notes: vec![],
                 });
             }
             results.push(Output {

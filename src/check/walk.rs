@@ -9,18 +9,24 @@ use crate::syntax::ast::{BinOp, Equation, Expr, ExprKind, Span};
 use crate::syntax::functions::{self, ShapeRule};
 use std::collections::{BTreeSet, HashMap};
 
-/// Calls `f` on every sub-expression, outermost first.
+/// Calls `f` on every sub-expression, outermost first, left to right.
+///
+/// With a stack of its own rather than by recursion: a flat sum of thousands
+/// of terms is a tree as deep as it is long.
 pub(super) fn visit(e: &Expr, f: &mut impl FnMut(&Expr)) {
-    f(e);
-    match &e.kind {
-        ExprKind::Number(_) | ExprKind::Var { .. } => {}
-        ExprKind::Neg(a) => visit(a, f),
-        ExprKind::Binary { lhs, rhs, .. } => {
-            visit(lhs, f);
-            visit(rhs, f);
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        f(e);
+        match &e.kind {
+            ExprKind::Number(_) | ExprKind::Var { .. } => {}
+            ExprKind::Neg(a) => stack.push(a),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                stack.push(rhs);
+                stack.push(lhs);
+            }
+            ExprKind::Call { args, .. } => stack.extend(args.iter().rev()),
+            ExprKind::Concat(ps) => stack.extend(ps.iter().rev()),
         }
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| visit(a, f)),
-        ExprKind::Concat(ps) => ps.iter().for_each(|a| visit(a, f)),
     }
 }
 
@@ -48,42 +54,39 @@ pub(super) fn param_ranks(
     eqs: &[&Equation],
     names: &HashMap<String, (Entity, Span)>,
 ) -> HashMap<usize, usize> {
-    fn walk(
-        e: &Expr,
-        matrix: bool,
-        names: &HashMap<String, (Entity, Span)>,
-        out: &mut HashMap<usize, usize>,
-    ) {
-        match &e.kind {
-            ExprKind::Var { name, .. } => {
-                if let Some((Entity::Param(p), _)) = names.get(&name.name) {
-                    let r = out.entry(*p).or_insert(1);
-                    if matrix {
-                        *r = 2;
+    // `(expression, whether it is on the left of a product)`, on a stack of
+    // its own, as in `visit`.
+    fn walk(e: &Expr, names: &HashMap<String, (Entity, Span)>, out: &mut HashMap<usize, usize>) {
+        let mut stack = vec![(e, false)];
+        while let Some((e, matrix)) = stack.pop() {
+            match &e.kind {
+                ExprKind::Var { name, .. } => {
+                    if let Some((Entity::Param(p), _)) = names.get(&name.name) {
+                        let r = out.entry(*p).or_insert(1);
+                        if matrix {
+                            *r = 2;
+                        }
                     }
                 }
-            }
-            ExprKind::Number(_) => {}
-            ExprKind::Neg(a) => walk(a, matrix, names, out),
-            ExprKind::Binary { op, lhs, rhs, .. } => {
-                let left_matrix = matrix || *op == BinOp::MatMul;
-                walk(lhs, left_matrix, names, out);
-                walk(rhs, matrix && *op != BinOp::MatMul, names, out);
-            }
-            ExprKind::Call { func, args } => {
-                // An unknown function is reported later; here it keeps shapes.
-                let keeps_shape =
-                    functions::lookup(&func.name).is_none_or(|f| f.shape == ShapeRule::Elementwise);
-                for a in args {
-                    walk(a, matrix && keeps_shape, names, out);
+                ExprKind::Number(_) => {}
+                ExprKind::Neg(a) => stack.push((a, matrix)),
+                ExprKind::Binary { op, lhs, rhs, .. } => {
+                    stack.push((lhs, matrix || *op == BinOp::MatMul));
+                    stack.push((rhs, matrix && *op != BinOp::MatMul));
                 }
+                ExprKind::Call { func, args } => {
+                    // An unknown function is reported later; here it keeps shapes.
+                    let keeps_shape = functions::lookup(&func.name)
+                        .is_none_or(|f| f.shape == ShapeRule::Elementwise);
+                    stack.extend(args.iter().map(|a| (a, matrix && keeps_shape)));
+                }
+                ExprKind::Concat(ps) => stack.extend(ps.iter().map(|p| (p, false))),
             }
-            ExprKind::Concat(ps) => ps.iter().for_each(|p| walk(p, false, names, out)),
         }
     }
     let mut out = HashMap::new();
     for e in eqs {
-        walk(&e.rhs, false, names, &mut out);
+        walk(&e.rhs, names, &mut out);
     }
     out
 }

@@ -143,6 +143,35 @@ pub enum ExprKind {
     Concat(Vec<Expr>),
 }
 
+/// Dropped with a stack of its own: a flat sum of thousands of terms is a
+/// tree as deep as it is long, which the derived drop would recurse down.
+impl Drop for Expr {
+    fn drop(&mut self) {
+        if matches!(self.kind, ExprKind::Number(_) | ExprKind::Var { .. }) {
+            return;
+        }
+        let mut stack = Vec::new();
+        take_children(&mut self.kind, &mut stack);
+        while let Some(mut e) = stack.pop() {
+            // Emptied here, `e` drops without recursing.
+            take_children(&mut e.kind, &mut stack);
+        }
+    }
+}
+
+fn take_children(kind: &mut ExprKind, out: &mut Vec<Expr>) {
+    match std::mem::replace(kind, ExprKind::Number(0.0)) {
+        ExprKind::Number(_) | ExprKind::Var { .. } => {}
+        ExprKind::Neg(a) => out.push(*a),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            out.push(*lhs);
+            out.push(*rhs);
+        }
+        ExprKind::Call { args, .. } => out.extend(args),
+        ExprKind::Concat(ps) => out.extend(ps),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinOp {
     Add,

@@ -40,6 +40,14 @@ pub(crate) fn from_pest(error: Error<Rule>, source: &str) -> Diagnostic {
         }
     };
 
+    // Causes that pest reports later than they are, or in its own terms.
+    if let Some(d) = point_number(source, pos, &positives)
+        .or_else(|| unclosed_subscript(source, pos))
+        .or_else(|| unclosed_bracket(source, pos))
+    {
+        return d;
+    }
+
     let mut expected: Vec<&str> = Vec::new();
     for describer in [describe, describe_quiet] {
         for rule in &positives {
@@ -183,6 +191,156 @@ fn hint(found: &str, positives: &[Rule]) -> Option<String> {
         _ => return None,
     };
     Some(help.to_string())
+}
+
+/// `.5` where an expression was expected: a number starts with a digit.
+fn point_number(source: &str, pos: usize, positives: &[Rule]) -> Option<Diagnostic> {
+    let rest = &source[pos..];
+    let digits = rest.strip_prefix('.')?;
+    let len = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if len == 0 || !positives.iter().any(|r| describe(*r) == Some(EXPRESSION)) {
+        return None;
+    }
+    let written = &rest[..1 + len];
+    Some(
+        Diagnostic::error(
+            format!("a number starts with a digit: write `0{written}`, not `{written}`"),
+            Span::new(pos, pos + 1 + len),
+        )
+        .with_label(format!("write `0{written}`")),
+    )
+}
+
+/// A subscript's `{` with no `}` before the end of the subscript (`h_{t-1)`):
+/// pest reports the `{`, as the start of a subscript it could not read.
+fn unclosed_subscript(source: &str, pos: usize) -> Option<Diagnostic> {
+    if !source[..pos].ends_with('_') || !source[pos..].starts_with('{') {
+        return None;
+    }
+    let inside = &source[pos + 1..];
+    // The first character that ends the subscript, brackets inside it skipped.
+    let mut depth = 0usize;
+    let stop = inside
+        .find(|c: char| match c {
+            '(' | '[' => {
+                depth += 1;
+                false
+            }
+            ')' | ']' if depth > 0 => {
+                depth -= 1;
+                false
+            }
+            _ => matches!(c, '}' | '{' | ')' | ']' | ';' | ',' | '=' | '\n'),
+        })
+        .unwrap_or(inside.len());
+    if inside[stop..].starts_with('}') {
+        // Closed: what is inside is wrong, and the general message says so.
+        return None;
+    }
+    let content = inside[..stop].trim_end();
+    let end = pos + 1 + content.len();
+    let next = &inside[stop..];
+    let (at, label) = match next.chars().next() {
+        Some(c @ (')' | ']' | ';' | ',' | '=' | '{')) => (
+            Span::new(pos + 1 + stop, pos + 1 + stop + c.len_utf8()),
+            format!("expected `}}` before this `{c}`"),
+        ),
+        _ => (Span::new(end, end), "expected `}` here".to_string()),
+    };
+    Some(
+        Diagnostic::error("unclosed `{` in a subscript", Span::new(pos, pos + 1))
+            .with_label("this `{` is never closed")
+            .with_secondary(at, label)
+            .with_note(format!("help: close the subscript: `_{{{content}}}`")),
+    )
+}
+
+/// A `(` or `[` left open at the end of an equation: pest reports the next
+/// statement (or the end of the file), where the `)` was due; the cause is the
+/// opening bracket, on an earlier line.
+fn unclosed_bracket(source: &str, pos: usize) -> Option<Diagnostic> {
+    let (open, bracket) = innermost_open(source, pos)?;
+    let (close, what) = match bracket {
+        '(' => (')', "`(`"),
+        '[' => (']', "`[`"),
+        _ => return None,
+    };
+    let line_start = source[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let at_end = source[pos..].trim().is_empty();
+    // A bracket of another kind closes first (`[a; b)`): the open one is
+    // never closed, wherever it is.
+    let wrong_close = source[pos..]
+        .chars()
+        .next()
+        .filter(|c| matches!(c, ')' | ']') && *c != close);
+    let (at, label) = if let Some(c) = wrong_close {
+        (
+            Span::new(pos, pos + 1),
+            format!("expected `{close}` before this `{c}`"),
+        )
+    } else if !at_end && (open >= line_start || !starts_statement(&source[line_start..])) {
+        // Still open in the middle of its own equation: not yet the cause.
+        return None;
+    } else if at_end {
+        (
+            Span::new(pos, pos),
+            format!("expected `{close}` before the end of the file"),
+        )
+    } else {
+        let first =
+            line_start + (source[line_start..].len() - source[line_start..].trim_start().len());
+        let word = found_token(source, first);
+        (
+            Span::new(first, first + word.len().max(1)),
+            format!("expected `{close}` before this statement"),
+        )
+    };
+    Some(
+        Diagnostic::error(format!("unclosed {what}"), Span::new(open, open + 1))
+            .with_label(format!("this {what} is never closed"))
+            .with_secondary(at, label)
+            .with_note(format!("help: add `{close}` where what it encloses ends")),
+    )
+}
+
+/// The innermost bracket (`(`, `[`, `{`) still open at `pos`, outside comments.
+fn innermost_open(source: &str, pos: usize) -> Option<(usize, char)> {
+    let mut open: Vec<(usize, char)> = Vec::new();
+    let mut chars = source[..pos].char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' | '%' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '/' if chars.peek().is_some_and(|&(_, c)| c == '/') => {
+                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
+            }
+            '(' | '[' | '{' => open.push((i, c)),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
+}
+
+/// Whether a line starts a statement: a keyword, `}`, or a left side and `=`.
+fn starts_statement(line: &str) -> bool {
+    let line = line.trim_start();
+    let first = found_token(line, 0);
+    if matches!(first, "state" | "param" | "output" | "}") {
+        return true;
+    }
+    let line = line.lines().next().unwrap_or("");
+    match line.find('=') {
+        Some(eq) => {
+            let lhs = line[..eq].trim_end().trim_end_matches('&');
+            !lhs.trim().is_empty()
+                && !lhs.contains(['(', ')', '+', '-', '*', '/', '·', '∘', '@', '−'])
+        }
+        None => false,
+    }
 }
 
 /// LaTeX commands the grammar knows somewhere besides the functions' own

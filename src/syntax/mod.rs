@@ -36,7 +36,8 @@ pub fn normalize_source(text: &str) -> String {
 /// Parses one normalised `.cell` file.
 ///
 /// Never panics, whatever the input: malformed text, brackets nested more than
-/// 200 deep and expressions more than 256 operations deep all give an error.
+/// 200 deep and expressions nested more than 256 deep all give an error (a
+/// flat chain `a + b + c + ...` is not nesting, whatever its length).
 pub fn parse(source: &str) -> Result<ast::CellDef, Diagnostic> {
     parser::parse_cell(source)
 }

@@ -13,8 +13,10 @@
 //!
 //! Nothing here may panic or recurse without bound: brackets nested deeper than
 //! [`MAX_NESTING`] are refused before pest sees the text, and every expression
-//! and size tree is kept within [`MAX_DEPTH`] levels as it is built, so that the
-//! stages after this one can recurse over the AST safely.
+//! is kept within [`MAX_DEPTH`] levels of nesting as it is built (a chain of
+//! operators `a + b + c + ...` is one level however long: the stages after this
+//! one walk down its left side with a loop and recurse only into nesting), and
+//! every size tree within [`MAX_DEPTH`] levels.
 
 use super::ast::{
     BinOp, CellDef, Equation, Expr, ExprKind, Ident, InputDecl, Item, ParamDecl, SizeExpr,
@@ -34,8 +36,10 @@ use std::sync::LazyLock;
 /// parsing: pest and this builder recurse once per level.
 pub(crate) const MAX_NESTING: usize = 200;
 
-/// Levels of an expression or size tree beyond which it is refused (long
-/// chains of operators count: `a + b + c` is two levels).
+/// Levels of nesting beyond which an expression is refused: brackets, calls,
+/// negations and the right operand of an operator nest; the left operand does
+/// not, so `a + b + c + ...` of any length is one level and `a + b ∘ c` two.
+/// Sizes count every operator (`X+X+X` is two levels).
 pub(crate) const MAX_DEPTH: usize = 256;
 
 type Result<T> = std::result::Result<T, Diagnostic>;
@@ -141,7 +145,7 @@ fn unexpected(pair: &Pair<'_, Rule>) -> Diagnostic {
 
 fn too_deep(span: Span) -> Diagnostic {
     Diagnostic::error(
-        format!("expression too deep (more than {MAX_DEPTH} nested operations)"),
+        format!("expression nested too deeply (more than {MAX_DEPTH} levels)"),
         span,
     )
     .with_note("help: name an intermediate value in an equation of its own")
@@ -989,7 +993,8 @@ fn nested_depth(children: &[Built], span: Span) -> Result<usize> {
 }
 
 fn binary(op: BinOp, op_span: Span, span: Span, lhs: Built, rhs: Built) -> Result<Built> {
-    let depth = lhs.depth.max(rhs.depth) + 1;
+    // Only the right operand nests (see `MAX_DEPTH`).
+    let depth = lhs.depth.max(rhs.depth + 1);
     if depth > MAX_DEPTH {
         return Err(too_deep(span));
     }
