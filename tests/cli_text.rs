@@ -324,6 +324,68 @@ fn one_note_lists_every_converted_array() {
     // The same files for a float32 run: nothing to convert, no note.
     let (_, err) = ok(&dir, &args[..args.len() - 4], &[]);
     assert!(!err.contains("note"), "{err}");
+
+    // Two source dtypes, files met in the order float64, float16, float64:
+    // still one note, each dtype once.
+    let f64_npz = |file: &str, arrays: Vec<(String, ArrayData)>| {
+        let arrays: Vec<(String, ArrayData)> = arrays
+            .into_iter()
+            .map(|(n, a)| match a {
+                ArrayData::F32(a) => (n, ArrayData::F64(a.mapv(f64::from))),
+                other => (n, other),
+            })
+            .collect();
+        write_npz(&dir.join(file), &arrays).unwrap();
+    };
+    f64_npz(
+        "p64.npz",
+        cellc::data::read_npz(&dir.join("params.npz"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, a)| (n, a.data))
+            .collect(),
+    );
+    f64_npz(
+        "h64.npz",
+        cellc::data::read_npz(&dir.join("h0.npz"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, a)| (n, a.data))
+            .collect(),
+    );
+    save_f16_zeros(&dir.join("x16.npy"), &[20, 4, 8]);
+    let args = [
+        "run", &lstm, "--params", "p64.npz", "--input", "x16.npy", "--init", "h64.npz", "-o",
+        "o.npz",
+    ];
+    let (_, err) = ok(&dir, &args, &[]);
+    let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("note:")).collect();
+    assert_eq!(notes.len(), 1, "one note\n{err}");
+    assert_eq!(notes[0].matches("float64").count(), 1, "{}", notes[0]);
+    assert_eq!(notes[0].matches("float16").count(), 1, "{}", notes[0]);
+    assert!(
+        notes[0].contains("`p64.npz`") && notes[0].contains("`h64.npz` (h)"),
+        "{}",
+        notes[0]
+    );
+}
+
+/// A `.npy` of float16 zeros (the crate's writer has no float16).
+fn save_f16_zeros(path: &Path, shape: &[usize]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!(
+        "{{'descr': '<f2', 'fortran_order': False, 'shape': ({}), }}",
+        dims.join(", ")
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + 2 * shape.iter().product::<usize>(), 0);
+    std::fs::write(path, bytes).unwrap();
 }
 
 // ---------------------------------------------------------------------------

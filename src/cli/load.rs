@@ -64,8 +64,13 @@ impl Converted {
         if self.0.is_empty() {
             return;
         }
-        let mut dtypes: Vec<&str> = self.0.iter().map(|(d, _, _)| d.as_str()).collect();
-        dtypes.dedup();
+        // Each source dtype once, in the order first met.
+        let mut dtypes: Vec<&str> = Vec::new();
+        for (d, _, _) in &self.0 {
+            if !dtypes.contains(&d.as_str()) {
+                dtypes.push(d);
+            }
+        }
         let groups: Vec<String> = dtypes
             .iter()
             .map(|dtype| {
