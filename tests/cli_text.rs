@@ -457,7 +457,7 @@ fn long_grad(dir: &Path) -> Vec<String> {
         "-D",
         "H=8",
         "--seq",
-        "3000",
+        "10000",
         "--batch",
         "2",
     ]
