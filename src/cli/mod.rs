@@ -30,8 +30,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Print no notes, no "wrote ..." line and no progress display; warnings,
-    /// errors and what a command prints on stdout are kept
+    /// Print no notes, no "wrote ..." line, no progress display
+    /// (warnings, errors and stdout are kept)
     #[arg(verbatim_doc_comment, short, long, global = true)]
     pub quiet: bool,
 }
