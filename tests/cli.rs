@@ -1138,12 +1138,9 @@ fn graph_unroll_three_steps() {
 // Not built yet: they must say so. (Real tests come with the commands.)
 // ---------------------------------------------------------------------------
 
-// `grad` and `graph --grad` (part 2) are being built; they get real tests of
-// their own later (gradients against finite differences, `G.npz` layout).
-//
-// TODO(part 3, training): `compile`, `bench`, `train` and `--backend jit` get
-// real tests when they are built; until then they must fail with a clear
-// "not available yet", exit status 1, and create no file.
+// `compile`, `bench`, `train` and `--backend jit` get real tests when they are
+// built (the native back end, training); until then they must fail with a
+// clear "not available yet", exit status 1, and create no file.
 #[test]
 fn commands_not_built_yet_say_so() {
     let lstm = model("lstm");

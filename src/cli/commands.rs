@@ -1,7 +1,8 @@
 //! One function per command: load what it takes, run the stages, report.
 
-use super::load::{load_cell, load_data, read_named};
-use super::report::{check_output, deliver, signature, to_array_data};
+use super::load::{Converted, load_cell, load_data, read_named};
+use super::progress::Progress;
+use super::report::{check_output, deliver, note, signature, to_array_data};
 use super::{DataArgs, EqFormat, Failure, Format};
 use crate::data::ArrayData;
 use crate::data::bind;
@@ -9,7 +10,9 @@ use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::StepGraph;
-use crate::runtime::forward;
+use crate::runtime::backward::run_backward;
+use crate::runtime::forward::{initial_history, run_forward};
+use crate::runtime::kernel::{Interpreted, interpreted_bptt};
 use std::path::Path;
 
 fn dim_names(step: &StepGraph) -> Vec<String> {
@@ -106,7 +109,12 @@ pub(super) fn cmd_run<F: Real>(
     let step = load_cell(path)?;
     check_output(out, d, &[])?;
     let seq = load_data::<F>(&step, d)?;
-    let traj = forward::forward(&step, &seq)?;
+    let kernel = Interpreted::new(&step.graph, &seq.bindings, seq.batch)?;
+    let progress = Progress::new(seq.steps);
+    let mut kernel = progress.ticking(kernel, "forward");
+    let history = initial_history(&step, &seq);
+    let traj = run_forward(&step, &mut kernel, &seq, history)?.0;
+    progress.finish();
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
     for (o, sig) in step.outputs.iter().enumerate() {
         // Every output is `[T, B, n]`; a scalar one has n = 1.
@@ -147,18 +155,26 @@ pub(super) fn cmd_grad<F: Real>(
     let seq = load_data::<F>(&step, d)?;
     let cot = match cotangent {
         Some(p) => {
-            let named = read_named::<F>(p, "cotangent")?;
+            let mut converted = Converted::default();
+            let named = read_named::<F>(p, "cotangent", &mut converted)?;
+            converted.note::<F>();
             matching::cotangents(&step, &seq, named)?
         }
         None => {
-            eprintln!(
-                "note: no --cotangent: using ones for every output (the gradient of the sum of all outputs)"
+            note(
+                "no --cotangent: using ones for every output (the gradient of the sum of all outputs)",
             );
             matching::ones_cotangents(&step, &seq)
         }
     };
     let adj = crate::pipeline::differentiate_step(&step)?;
-    let g = crate::runtime::backward::backward(&step, &adj, &seq, &cot)?;
+    let (forward, adjoint) = interpreted_bptt(&adj, &seq.bindings, seq.batch)?;
+    let progress = Progress::new(2 * seq.steps);
+    let mut forward = progress.ticking(forward, "forward");
+    let mut adjoint = progress.ticking(adjoint, "backward");
+    let history = initial_history(&step, &seq);
+    let g = run_backward(&step, &mut forward, &mut adjoint, &seq, &cot, history)?.1;
+    progress.finish();
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
     for (p, sig) in step.params.iter().enumerate() {
         arrays.push((sig.name.clone(), to_array_data(g.params[p].clone())));

@@ -39,15 +39,87 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     Ok(checked.step)
 }
 
-/// Converts a file's array to the run's float type, saying so when it converts.
-fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, Failure> {
-    let want = std::any::type_name::<F>();
-    let want_np = if want == "f32" { "float32" } else { "float64" };
-    let conv = |from: &str| {
-        if !quiet {
-            eprintln!("note: {what} is {from}; converted to {want_np}");
+/// The arrays converted to the run's float type, collected so that one note
+/// lists them all: by source dtype, the files, each with the names of the
+/// arrays converted in it (none for a `.npy`).
+#[derive(Default)]
+pub(super) struct Converted(Vec<(String, String, Vec<String>)>);
+
+impl Converted {
+    fn add(&mut self, from: &str, file: &Path, name: Option<&str>) {
+        let file = file.display().to_string();
+        let i = match self.0.iter().position(|(d, f, _)| d == from && *f == file) {
+            Some(i) => i,
+            None => {
+                self.0.push((from.to_string(), file, Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].2.extend(name.map(str::to_string));
+    }
+
+    /// One line, e.g. "note: converted to float64: float32 arrays in
+    /// `p.npz` (W, b) and `x.npy`"; nothing when nothing was converted.
+    pub(super) fn note<F: Real>(&self) {
+        if self.0.is_empty() {
+            return;
         }
-    };
+        // Each source dtype once, in the order first met.
+        let mut dtypes: Vec<&str> = Vec::new();
+        for (d, _, _) in &self.0 {
+            if !dtypes.contains(&d.as_str()) {
+                dtypes.push(d);
+            }
+        }
+        let groups: Vec<String> = dtypes
+            .iter()
+            .map(|dtype| {
+                let files: Vec<String> = self
+                    .0
+                    .iter()
+                    .filter(|(d, _, _)| d == dtype)
+                    .map(|(_, file, names)| match names.is_empty() {
+                        true => format!("`{file}`"),
+                        false => format!("`{file}` ({})", names.join(", ")),
+                    })
+                    .collect();
+                let files = match files.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => {
+                        format!("{} and {last}", rest.join(", "))
+                    }
+                    _ => files.concat(),
+                };
+                format!("{dtype} arrays in {files}")
+            })
+            .collect();
+        super::report::note(&format!(
+            "converted to {}: {}",
+            float_name::<F>(),
+            groups.join("; ")
+        ));
+    }
+}
+
+fn float_name<F: Real>() -> &'static str {
+    if std::any::type_name::<F>() == "f32" {
+        "float32"
+    } else {
+        "float64"
+    }
+}
+
+/// Converts a file's array to the run's float type, recording it in
+/// `converted` when it converts.
+fn to_float<F: Real>(
+    what: &str,
+    a: NpyArray,
+    file: &Path,
+    name: Option<&str>,
+    converted: &mut Converted,
+) -> Result<ArrayD<F>, Failure> {
+    let want = std::any::type_name::<F>();
+    let want_np = float_name::<F>();
+    let mut conv = |from: &str| converted.add(from, file, name);
     match a.data {
         ArrayData::F32(x) => {
             if want != "f32" || a.dtype == "float16" {
@@ -68,13 +140,19 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
     }
 }
 
-pub(super) fn read_named<F: Real>(path: &Path, what: &str) -> Result<Named<F>, Failure> {
+pub(super) fn read_named<F: Real>(
+    path: &Path,
+    what: &str,
+    converted: &mut Converted,
+) -> Result<Named<F>, Failure> {
     let mut out = Vec::new();
     for (name, a) in data::read_npz(path)? {
         let arr = to_float::<F>(
             &format!("{what} `{name}` in `{}`", path.display()),
             a,
-            false,
+            path,
+            Some(&name),
+            converted,
         )?;
         out.push((name, arr));
     }
@@ -93,14 +171,15 @@ fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
 pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
         return Err(Failure(
-            "error: --backend jit is not available yet (native code generation is part 3); use --backend interp".into(),
+            "error: --backend jit is not available yet (the native back end is not built); use --backend interp".into(),
         ));
     }
     let defs = bind::defines(&d.define)?;
+    let mut converted = Converted::default();
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
     // The arrays given, read first: they fix dimensions for what is generated.
     let given_params: Option<Named<F>> = match &d.params {
-        Some(p) => Some(read_named(p, "parameter")?),
+        Some(p) => Some(read_named(p, "parameter", &mut converted)?),
         None => None,
     };
     let given_inputs: Option<Named<F>> = match (&d.input, &d.inputs) {
@@ -121,10 +200,10 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
             let what = format!("input `{}`", p.display());
             Some(vec![(
                 step.inputs[0].name.clone(),
-                to_float::<F>(&what, a, false)?,
+                to_float::<F>(&what, a, p, None, &mut converted)?,
             )])
         }
-        (None, Some(p)) => Some(read_named(p, "input")?),
+        (None, Some(p)) => Some(read_named(p, "input", &mut converted)?),
         (None, None) => None,
     };
     // What was not given is generated; the arrays given fix its dimensions.
@@ -135,18 +214,18 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
     };
     let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
     if generated {
-        eprintln!(
-            "note: using generated {} (seed {})",
+        super::report::note(&format!(
+            "using generated {} (seed {})",
             match (d.params.is_none(), d.input.is_none() && d.inputs.is_none()) {
                 (true, true) => "parameters and inputs",
                 (true, false) => "parameters",
                 _ => "inputs",
             },
             d.seed
-        );
+        ));
     }
     let init: Named<F> = match &d.init {
-        Some(p) => read_named(p, "initial state")?,
+        Some(p) => read_named(p, "initial state", &mut converted)?,
         None => Vec::new(),
     };
     let lengths = match &d.lengths {
@@ -172,6 +251,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
             }
         }
     };
+    converted.note::<F>();
     warn_non_finite(&params, "parameter");
     warn_non_finite(&inputs, "input");
     warn_non_finite(&init, "initial state");

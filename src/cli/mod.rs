@@ -6,7 +6,9 @@
 //! what it gives.
 
 mod commands;
+mod help;
 mod load;
+mod progress;
 mod report;
 mod signals;
 
@@ -22,11 +24,17 @@ use std::path::PathBuf;
 #[command(
     name = "cellc",
     version,
-    about = "A compiler and runtime for recurrent neural-network cells"
+    about = "A compiler and runtime for recurrent neural-network cells",
+    long_about = help::CELLC_LONG,
+    after_help = help::CELLC_AFTER
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Print no notes, no "wrote ..." line, no progress display
+    /// (warnings, errors and stdout are kept)
+    #[arg(verbatim_doc_comment, short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,102 +64,203 @@ pub enum Backend {
 /// Where the data of a run comes from (shared by `run` and `grad`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Parameters by name (`.npz`); generated at random when left out.
-    #[arg(long)]
+    /// Parameters by name (`.npz`); generated at random when left out
+    /// (`readout.*` arrays of a training checkpoint are ignored)
+    #[arg(verbatim_doc_comment, long, value_name = "P.npz")]
     pub params: Option<PathBuf>,
-    /// The input sequence `[T, B, X]` or `[T, X]` (`.npy`), for a cell with one input.
-    #[arg(long, conflicts_with = "inputs")]
+    /// The input sequence (`.npy`), `[T, B, X]` (time-major) or `[T, X]` for
+    /// one sequence, for a cell with one input
+    #[arg(
+        verbatim_doc_comment,
+        long,
+        conflicts_with = "inputs",
+        value_name = "X.npy"
+    )]
     pub input: Option<PathBuf>,
-    /// One array per input name (`.npz`).
-    #[arg(long)]
+    /// One array `[T, B, n]` per input name (`.npz`), for a cell with several
+    /// inputs
+    #[arg(verbatim_doc_comment, long, value_name = "XS.npz")]
     pub inputs: Option<PathBuf>,
-    /// Initial states `[B, n]` by state name (`.npz`).
-    #[arg(long)]
+    /// Initial states by state name, `[B, n]` each (`.npz`); a state left out
+    /// starts as the cell says
+    #[arg(verbatim_doc_comment, long, value_name = "S.npz")]
     pub init: Option<PathBuf>,
-    /// Each sequence's length, integers `[B]` (`.npy`).
-    #[arg(long)]
+    /// Each sequence's length, integers `[B]` (`.npy`): past it a sequence's
+    /// states stop changing and its outputs are zero
+    #[arg(verbatim_doc_comment, long, value_name = "L.npy")]
     pub lengths: Option<PathBuf>,
-    /// Run each sequence from its last valid step back to its first.
-    #[arg(long)]
+    /// Run each sequence from its last valid step back to its first; outputs
+    /// stay at their own time positions
+    #[arg(verbatim_doc_comment, long)]
     pub reverse: bool,
-    #[arg(long, value_enum, default_value = "f32")]
+    /// The float type of the run; files of the other float type are converted
+    /// (with a note)
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = "f32")]
     pub dtype: DType,
-    #[arg(long, value_enum, default_value = "interp")]
+    /// How each step runs: `interp`, the reference interpreter; `jit`, native
+    /// code (not built yet)
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = "interp")]
     pub backend: Backend,
-    /// Bind a dimension: `-D H=128`.
-    #[arg(short = 'D', value_parser = parse_define)]
+    /// Bind a dimension, `-D H=128` (repeatable); the others are inferred from
+    /// the arrays given
+    #[arg(verbatim_doc_comment, short = 'D', value_name = "NAME=SIZE", value_parser = parse_define)]
     pub define: Vec<(String, usize)>,
-    /// Steps of generated input (when no input is given).
-    #[arg(long, default_value_t = 10)]
+    /// Steps T of generated input (used when no input file is given)
+    #[arg(long, value_name = "T", default_value_t = 10)]
     pub seq: usize,
-    /// Batch of generated input (when no input is given).
-    #[arg(long, default_value_t = 2)]
+    /// Batch B of generated input (used when no input file is given)
+    #[arg(long, value_name = "B", default_value_t = 2)]
     pub batch: usize,
-    /// Seed of generated parameters and inputs.
+    /// Seed of generated parameters and inputs
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Parse and check a cell; print its signature.
+    /// Parse and check a cell; print its signature
+    ///
+    /// Prints the cell's inputs, its states with their initial values, its
+    /// parameters with their shapes (declared or inferred), its outputs and its
+    /// dimensions. Exits with status 0 when the cell is valid, 1 with located
+    /// diagnostics when it is not.
+    #[command(verbatim_doc_comment, after_help = help::CHECK_AFTER)]
     Check {
+        /// The cell file (`.cell`)
         cell: PathBuf,
-        #[arg(short = 'D', value_parser = parse_define)]
+        /// Bind a dimension, `-D H=128` (repeatable); shapes are then also
+        /// shown with their sizes
+        #[arg(verbatim_doc_comment, short = 'D', value_name = "NAME=SIZE", value_parser = parse_define)]
         define: Vec<(String, usize)>,
     },
-    /// Print the graph of one step, or of T unrolled steps.
+    /// Print the graph of one step, or of T unrolled steps
+    ///
+    /// Prints the computation graph the compiler built from the equations: of
+    /// one step, or of T steps unrolled into one graph, optionally with its
+    /// gradient (BPTT) graph.
+    #[command(verbatim_doc_comment, after_help = help::GRAPH_AFTER)]
     Graph {
+        /// The cell file (`.cell`)
         cell: PathBuf,
-        #[arg(long)]
+        /// Unroll T steps into one graph (at most 10000, or 1000 with --grad)
+        #[arg(long, value_name = "T")]
         unroll: Option<usize>,
-        /// With the gradient (BPTT) graph.
-        #[arg(long)]
+        /// Add the gradient: the forward step with the values it saves for
+        /// BPTT, and the adjoint step (or the adjoint of the unrolled graph)
+        #[arg(verbatim_doc_comment, long)]
         grad: bool,
+        /// `text` (stable: what the snapshot tests record) or `dot` (Graphviz)
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// Run the cell over a sequence.
+    /// Run the cell over sequences
+    ///
+    /// Runs the cell forward over a batch of sequences with the reference
+    /// interpreter. Arrays come from NumPy files; what is not given
+    /// (parameters, inputs) is generated at random from --seed, its sizes bound
+    /// by -D or by the arrays given.
+    #[command(verbatim_doc_comment, after_help = help::RUN_AFTER)]
     Run {
+        /// The cell file (`.cell`)
         cell: PathBuf,
         #[command(flatten)]
         data: DataArgs,
-        /// Where to write the outputs (`.npz`); a summary is printed when left out.
-        #[arg(short = 'o')]
+        /// Where to write the outputs (`.npz`); a summary is printed when left out
+        #[arg(short = 'o', value_name = "OUT.npz")]
         output: Option<PathBuf>,
     },
-    /// Backpropagation through time (part 2).
+    /// Backpropagation through time: the gradients of a loss
+    ///
+    /// Runs the cell forward, then backpropagation through time (BPTT), as a
+    /// vector-Jacobian product: the gradient of the loss Σ ⟨DY, output⟩ with
+    /// respect to every parameter, input and initial state. The data are given
+    /// or generated as for `cellc run`.
+    #[command(verbatim_doc_comment, after_help = help::GRAD_AFTER)]
     Grad {
+        /// The cell file (`.cell`)
         cell: PathBuf,
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long)]
+        /// The loss's gradient with respect to the outputs (`.npz`): by output
+        /// name `[T, B, n]`, and `NAME.last` `[B, n]` for a state's final
+        /// value; what is left out is zero. Without it: ones for every output
+        #[arg(verbatim_doc_comment, long, value_name = "DY.npz")]
         cotangent: Option<PathBuf>,
-        #[arg(short = 'o')]
+        /// Where to write the gradients (`.npz`); a summary is printed when
+        /// left out
+        #[arg(verbatim_doc_comment, short = 'o', value_name = "G.npz")]
         output: Option<PathBuf>,
     },
-    /// Print the backward (BPTT) equations the compiler derived.
+    /// Print the backward (BPTT) equations the compiler derived
+    ///
+    /// Prints the adjoint step as equations in the cell's own names: what each
+    /// step of backpropagation through time computes, from the last step back
+    /// to the first.
+    #[command(verbatim_doc_comment, after_help = help::BPTT_AFTER)]
     Bptt {
+        /// The cell file (`.cell`)
         cell: PathBuf,
+        /// `text` (Unicode, in the cell's notation) or `latex`
         #[arg(long, value_enum, default_value = "text")]
         format: EqFormat,
     },
-    /// Compile to a native object file (part 3).
+    /// Compile the cell to a native object file (not built yet)
+    ///
+    /// Will compile the forward and backward passes, for the sizes bound by
+    /// -D, to an object file with C-ABI entry points and a C header that
+    /// documents them. Not built yet: today it exits with an error; `cellc run`
+    /// and `cellc grad` run a cell with the interpreter.
+    #[command(verbatim_doc_comment, after_help = help::COMPILE_AFTER)]
     Compile {
+        /// The cell file (`.cell`)
         cell: PathBuf,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command's options: -D NAME=SIZE ... -o KERNEL.o [--header KERNEL.h]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
         rest: Vec<String>,
     },
-    /// Time the compiled kernels (part 3).
+    /// Time the compiled kernels (not built yet)
+    ///
+    /// Will time the native kernels on generated data after warm-up and print
+    /// the time per call, steps·batch per second and GFLOP/s (with --json, one
+    /// JSON object). Not built yet: today it exits with an error.
+    #[command(verbatim_doc_comment, after_help = help::BENCH_AFTER)]
     Bench {
+        /// The cell file (`.cell`)
         cell: PathBuf,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command's options: [-D NAME=SIZE ...] --seq T --batch B
+        /// [--mode fwd|fwdbwd] [--threads N] [--repeats R] [--json]
+        #[arg(
+            verbatim_doc_comment,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
         rest: Vec<String>,
     },
-    /// Train the cell on a generated task (later part).
+    /// Train the cell with a linear read-out (not built yet)
+    ///
+    /// Will train the cell and a linear read-out head on a generated task
+    /// (adding, copy, charlm) or on your own data, with sgd, adam or rmsprop,
+    /// logging the losses and writing a checkpoint that `cellc run --params`
+    /// reads. Not built yet: today it exits with an error.
+    #[command(verbatim_doc_comment, after_help = help::TRAIN_AFTER)]
     Train {
+        /// The cell file (`.cell`)
         cell: PathBuf,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The command's options: (--task adding|copy|charlm | --data
+        /// TRAIN.npz [--test TEST.npz]) [-D NAME=SIZE ...] [--seq T] [--batch B]
+        /// [--steps N] [--optimizer sgd|adam|rmsprop] [--lr LR] [--log LOG.csv]
+        /// [-o CKPT.npz] ...
+        #[arg(
+            verbatim_doc_comment,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
         rest: Vec<String>,
     },
 }
@@ -180,6 +289,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// Runs the command; returns the process exit status.
 pub fn main_with(cli: Cli) -> i32 {
     signals::remove_temporaries_on_signal();
+    report::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Check { cell, define } => cmd_check(&cell, &define),
         Command::Graph {
@@ -203,7 +313,7 @@ pub fn main_with(cli: Cli) -> i32 {
         },
         Command::Bptt { cell, format } => cmd_bptt(&cell, format),
         Command::Compile { .. } | Command::Bench { .. } => Err(Failure(
-            "error: native code generation is not available yet (part 3)".into(),
+            "error: native code generation is not available yet: `cellc compile` and `cellc bench` are not built; `cellc run` and `cellc grad` run a cell with the interpreter".into(),
         )),
         Command::Train { .. } => Err(Failure("error: `cellc train` is not available yet".into())),
     };

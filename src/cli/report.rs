@@ -9,6 +9,44 @@ use crate::graph::step::{Init, StepGraph};
 use crate::runtime::types::Sequences;
 use ndarray::ArrayD;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use unicode_width::UnicodeWidthStr;
+
+/// `--quiet`, set once by `main_with`: a process-wide setting, like a log
+/// level, so that every place that prints a note need not be passed it.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub(super) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Prints an informational line on stderr, unless `--quiet`.
+pub(super) fn inform(line: &str) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
+
+/// Prints `note: ...` on stderr, unless `--quiet`.
+pub(super) fn note(message: &str) {
+    inform(&format!("note: {message}"));
+}
+
+/// `s` padded with spaces to `width` columns. Columns, not bytes or chars:
+/// a name such as `C̃` holds a combining mark that takes no column.
+fn pad(s: &str, width: usize) -> String {
+    let w = s.width();
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// The widest of `items`, in columns.
+fn widest<'a>(items: impl IntoIterator<Item = &'a str>) -> usize {
+    items.into_iter().map(|s| s.width()).max().unwrap_or(0)
+}
 
 /// The cell's signature, as `cellc check` prints it.
 pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
@@ -26,11 +64,24 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
         }
     };
     let shape = |dims: &[crate::graph::dim::Dim]| crate::graph::dim::shape_string(dims);
+    // Shapes start in one column, after the longest name.
+    let names = (step.inputs.iter().map(|i| i.name.as_str()))
+        .chain(step.states.iter().map(|s| s.name.as_str()))
+        .chain(step.params.iter().map(|p| p.name.as_str()))
+        .chain(step.outputs.iter().map(|o| o.name.as_str()));
+    let width = widest(names) + 1;
+    let label = |name: &str| pad(&format!("{name}:"), width);
     let mut out = String::new();
     let _ = writeln!(out, "cell {}", step.name);
     for i in &step.inputs {
         let d = [i.size.clone()];
-        let _ = writeln!(out, "  input  {}: {}{}", i.name, shape(&d), concrete(&d));
+        let _ = writeln!(
+            out,
+            "  input  {} {}{}",
+            label(&i.name),
+            shape(&d),
+            concrete(&d)
+        );
     }
     for s in &step.states {
         let d = [s.size.clone()];
@@ -45,8 +96,8 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
         };
         let _ = writeln!(
             out,
-            "  state  {}: {}{} = {init}{lag}",
-            s.name,
+            "  state  {} {}{} = {init}{lag}",
+            label(&s.name),
             shape(&d),
             concrete(&d)
         );
@@ -55,8 +106,8 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
         let how = if p.declared { "" } else { "  (inferred)" };
         let _ = writeln!(
             out,
-            "  param  {}: {}{}{how}",
-            p.name,
+            "  param  {} {}{}{how}",
+            label(&p.name),
             shape(&p.dims),
             concrete(&p.dims)
         );
@@ -64,8 +115,8 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
     for o in &step.outputs {
         let _ = writeln!(
             out,
-            "  output {}: {}{}",
-            o.name,
+            "  output {} {}{}",
+            label(&o.name),
             shape(&o.ty.dims),
             concrete(&o.ty.dims)
         );
@@ -183,7 +234,7 @@ pub(super) fn deliver<F>(
     match out {
         Some(p) => {
             data::write_npz(p, arrays)?;
-            eprintln!("wrote {} arrays to {}", arrays.len(), p.display());
+            inform(&format!("wrote {} arrays to {}", arrays.len(), p.display()));
         }
         None => print!("{}", summary(step, seq, arrays)),
     }
@@ -208,18 +259,22 @@ fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData
         dims.join(" "),
         if seq.reverse { " (reverse)" } else { "" }
     );
-    for (name, a) in arrays {
+    // Columns aligned on the longest name and shape.
+    let shapes: Vec<String> = arrays
+        .iter()
+        .map(|(_, a)| format!("{:?}", a.shape()))
+        .collect();
+    let name_width = widest(arrays.iter().map(|(n, _)| n.as_str()));
+    let shape_width = widest(shapes.iter().map(String::as_str));
+    for ((name, a), shape) in arrays.iter().zip(&shapes) {
+        let (name, shape) = (pad(name, name_width), pad(shape, shape_width));
         let vals: Vec<f64> = match a {
             ArrayData::F32(x) => x.iter().map(|v| *v as f64).collect(),
             ArrayData::F64(x) => x.iter().copied().collect(),
             _ => vec![],
         };
         if vals.is_empty() {
-            let _ = writeln!(
-                out,
-                "  {name:<10} {:<14} (empty)",
-                format!("{:?}", a.shape())
-            );
+            let _ = writeln!(out, "  {name}  {shape}  (empty)");
             continue;
         }
         let n = vals.len() as f64;
@@ -228,8 +283,7 @@ fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData
         let head: Vec<String> = vals.iter().take(4).map(|v| format!("{v:.4}")).collect();
         let _ = writeln!(
             out,
-            "  {name:<10} {:<14} mean {mean:+.4}  std {sd:.4}  [{}{}]",
-            format!("{:?}", a.shape()),
+            "  {name}  {shape}  mean {mean:+.4}  std {sd:.4}  [{}{}]",
             head.join(", "),
             if vals.len() > 4 { ", …" } else { "" }
         );
