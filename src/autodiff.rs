@@ -32,6 +32,18 @@ use std::collections::{HashMap, HashSet};
 /// of `g`'s results (of type `cotangent_types[i]`, which may add a batch axis to
 /// an unbatched result); results are the cotangents of `g`'s arguments, in order.
 pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError> {
+    adjoint_seeded(g, cotangent_types, &vec![true; g.results.len()])
+}
+
+/// [`adjoint`] with only the results marked in `seeded` differentiated: the
+/// others keep their cotangent argument but nothing reads it, so a result
+/// outside the loss adds exactly nothing, even where its value is infinite
+/// (where multiplying a zero cotangent in would make `0 · inf = NaN`).
+pub fn adjoint_seeded(
+    g: &Graph,
+    cotangent_types: &[Type],
+    seeded: &[bool],
+) -> Result<Graph, ShapeError> {
     let mut args = g.args.clone();
     for (r, ty) in g.results.iter().zip(cotangent_types) {
         args.push(Arg {
@@ -61,7 +73,13 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
         adj.insert(n, sum);
         Ok(())
     }
-    for (r, &c) in g.results.iter().zip(&cot_nodes) {
+    for ((r, &c), _) in g
+        .results
+        .iter()
+        .zip(&cot_nodes)
+        .zip(seeded)
+        .filter(|(_, s)| **s)
+    {
         let c = b.unbroadcast(c, map[r.node.index()])?;
         accumulate(&mut adj, &mut b, r.node.index(), c)?;
     }
@@ -138,12 +156,24 @@ pub struct StepAdjoint {
     /// What each residual is called, in order: the cell's own name for a value
     /// it named, a number for one it did not.
     pub residual_names: Vec<ResidualName>,
+    /// By output: whether the loss reads it. The adjoint step ignores the
+    /// cotangent of an output outside the loss (see [`adjoint_seeded`]).
+    pub outputs_in_loss: Vec<bool>,
     /// The adjoint before the split (forward and backward in one graph), for
     /// showing and for checking.
     pub combined: Graph,
 }
 
 impl StepAdjoint {
+    /// The first output given a cotangent that this adjoint ignores: running
+    /// it with that cotangent would silently drop a part of the loss.
+    pub fn ignored_cotangent(&self, given: &[bool]) -> Option<usize> {
+        given
+            .iter()
+            .zip(&self.outputs_in_loss)
+            .position(|(given, read)| *given && !*read)
+    }
+
     /// How many numbers the forward pass saves per step and sequence (the
     /// memory cost of storing residuals rather than recomputing them).
     pub fn saved_per_step(&self, step: &StepGraph) -> String {
@@ -349,6 +379,7 @@ pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, Shap
         backward,
         n_residuals: residuals.len(),
         residual_names,
+        outputs_in_loss: vec![true; step.outputs.len()],
         combined,
     })
 }
