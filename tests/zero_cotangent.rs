@@ -185,7 +185,7 @@ fn run_names_an_infinite_output_and_a_nan_cotangent_is_named() {
     npz(&dir.0.join("nan.npz"), &[("h", dh)]);
     let err = grad(&dir.0, "plain.cell", "plain.npz", "nan.npz", "f64", "g.npz");
     assert!(
-        err.contains("warning: cotangent `h` holds 1 NaN values (first at [1, 0, 2])"),
+        err.contains("warning: cotangent `h` holds 1 NaN value (first at [1, 0, 2])"),
         "{err}"
     );
 }

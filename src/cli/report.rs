@@ -210,8 +210,9 @@ pub(super) fn non_finite_warning<F: Real>(
         (n, m) => format!("{n} NaN and {m} Inf"),
     };
     let first = first.unwrap_or_default();
+    let values = if nan + inf == 1 { "value" } else { "values" };
     Some(format!(
-        "warning: {what} `{name}` holds {counts} values (first at {first:?})"
+        "warning: {what} `{name}` holds {counts} {values} (first at {first:?})"
     ))
 }
 
@@ -235,6 +236,12 @@ mod tests {
         assert_eq!(
             non_finite_warning("output", "y", a.view()).unwrap(),
             "warning: output `y` holds 2 Inf values (first at [1, 0])"
+        );
+        let mut one = a.clone();
+        one[[1, 2]] = 0.0;
+        assert_eq!(
+            non_finite_warning("final state", "h.last", one.view()).unwrap(),
+            "warning: final state `h.last` holds 1 Inf value (first at [1, 0])"
         );
         a[[0, 1]] = f64::NAN;
         assert_eq!(
