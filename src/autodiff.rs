@@ -26,12 +26,24 @@ use crate::graph::dim::Type;
 use crate::graph::op::{Op, ShapeError};
 use crate::graph::step::StepGraph;
 use crate::graph::{Arg, Builder, Graph, NodeId, Output};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The adjoint of `g`: arguments are `g`'s arguments, then a cotangent for each
 /// of `g`'s results (of type `cotangent_types[i]`, which may add a batch axis to
 /// an unbatched result); results are the cotangents of `g`'s arguments, in order.
 pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError> {
+    adjoint_seeded(g, cotangent_types, &vec![true; g.results.len()])
+}
+
+/// [`adjoint`] with only the results marked in `seeded` differentiated: the
+/// others keep their cotangent argument but nothing reads it, so a result
+/// outside the loss adds exactly nothing, even where its value is infinite
+/// (where multiplying a zero cotangent in would make `0 · inf = NaN`).
+pub fn adjoint_seeded(
+    g: &Graph,
+    cotangent_types: &[Type],
+    seeded: &[bool],
+) -> Result<Graph, ShapeError> {
     let mut args = g.args.clone();
     for (r, ty) in g.results.iter().zip(cotangent_types) {
         args.push(Arg {
@@ -61,7 +73,13 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
         adj.insert(n, sum);
         Ok(())
     }
-    for (r, &c) in g.results.iter().zip(&cot_nodes) {
+    for ((r, &c), _) in g
+        .results
+        .iter()
+        .zip(&cot_nodes)
+        .zip(seeded)
+        .filter(|(_, s)| **s)
+    {
         let c = b.unbroadcast(c, map[r.node.index()])?;
         accumulate(&mut adj, &mut b, r.node.index(), c)?;
     }
@@ -82,10 +100,18 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
             }
         }
     }
+    // Where each argument is read (found in one pass, for graphs with many).
+    let mut read_at: Vec<Option<NodeId>> = vec![None; g.args.len()];
+    for n in g.node_ids() {
+        if let Op::Arg(i) = g.node(n).op
+            && read_at[i].is_none()
+        {
+            read_at[i] = Some(n);
+        }
+    }
     let mut results = Vec::new();
     for (i, a) in g.args.iter().enumerate() {
-        let arg_node = g.node_ids().find(|n| g.node(*n).op == Op::Arg(i));
-        let node = match arg_node.and_then(|n| adj.get(&n.index()).copied()) {
+        let node = match read_at[i].and_then(|n| adj.get(&n.index()).copied()) {
             Some(c) => c,
             None => b.leaf(Op::Zeros(a.ty.clone()))?,
         };
@@ -98,6 +124,25 @@ pub fn adjoint(g: &Graph, cotangent_types: &[Type]) -> Result<Graph, ShapeError>
     Ok(b.finish())
 }
 
+/// The name of a residual. Kept apart from its spelling so that a reader
+/// (`cellc bptt`) knows which names were generated without guessing from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResidualName {
+    /// A value the cell named (`f` for `f_t`).
+    Label(String),
+    /// A value the cell did not name, numbered from 1 (`s1`, `s2`, ...).
+    Numbered(usize),
+}
+
+impl std::fmt::Display for ResidualName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResidualName::Label(l) => f.write_str(l),
+            ResidualName::Numbered(k) => write!(f, "s{k}"),
+        }
+    }
+}
+
 /// A step graph's forward and adjoint steps, for BPTT.
 #[derive(Clone, Debug)]
 pub struct StepAdjoint {
@@ -108,12 +153,27 @@ pub struct StepAdjoint {
     /// the step's arguments.
     pub backward: Graph,
     pub n_residuals: usize,
+    /// What each residual is called, in order: the cell's own name for a value
+    /// it named, a number for one it did not.
+    pub residual_names: Vec<ResidualName>,
+    /// By output: whether the loss reads it. The adjoint step ignores the
+    /// cotangent of an output outside the loss (see [`adjoint_seeded`]).
+    pub outputs_in_loss: Vec<bool>,
     /// The adjoint before the split (forward and backward in one graph), for
     /// showing and for checking.
     pub combined: Graph,
 }
 
 impl StepAdjoint {
+    /// The first output given a cotangent that this adjoint ignores: running
+    /// it with that cotangent would silently drop a part of the loss.
+    pub fn ignored_cotangent(&self, given: &[bool]) -> Option<usize> {
+        given
+            .iter()
+            .zip(&self.outputs_in_loss)
+            .position(|(given, read)| *given && !*read)
+    }
+
     /// How many numbers the forward pass saves per step and sequence (the
     /// memory cost of storing residuals rather than recomputing them).
     pub fn saved_per_step(&self, step: &StepGraph) -> String {
@@ -170,43 +230,51 @@ pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, Shap
         };
     }
     // Residuals: forward-side values (not arguments, not constants) that the
-    // backward side reads.
-    let mut residuals: Vec<NodeId> = Vec::new();
-    for n in combined.node_ids() {
-        if !backward_side[n.index()] {
-            continue;
+    // backward side reads. A flag per node keeps this linear in the graph.
+    let mut is_residual = vec![false; combined.len()];
+    let mut mark = |o: NodeId| {
+        if !backward_side[o.index()] && !combined.node(o).op.is_leaf() {
+            is_residual[o.index()] = true;
         }
-        for o in combined.operands(n) {
-            let node = combined.node(o);
-            if !backward_side[o.index()] && !node.op.is_leaf() && !residuals.contains(&o) {
-                residuals.push(o);
+    };
+    for n in combined.node_ids() {
+        if backward_side[n.index()] {
+            for o in combined.operands(n) {
+                mark(o);
             }
         }
     }
     for r in &combined.results {
-        let node = combined.node(r.node);
-        if !backward_side[r.node.index()] && !node.op.is_leaf() && !residuals.contains(&r.node) {
-            residuals.push(r.node);
-        }
+        mark(r.node);
     }
-    residuals.sort();
-    // Residuals without a name of their own are numbered s1, s2, ... in order
-    // (`cellc bptt` uses the same names).
+    let residuals: Vec<NodeId> = combined
+        .node_ids()
+        .filter(|n| is_residual[n.index()])
+        .collect();
+    // Residuals without a name of their own are numbered s1, s2, ... in order,
+    // skipping any number whose spelling is already a name in the cell, so a
+    // generated name never reads as one of the cell's values.
+    let mut taken: HashSet<&str> = g.args.iter().map(|a| a.name.as_str()).collect();
+    taken.extend(
+        combined
+            .node_ids()
+            .filter_map(|n| combined.node(n).label.as_deref()),
+    );
     let mut unnamed = 0;
-    let residual_names: HashMap<NodeId, String> = residuals
+    let residual_names: Vec<ResidualName> = residuals
         .iter()
-        .map(|&n| {
-            let name = match &combined.node(n).label {
-                Some(l) => l.clone(),
-                None => {
-                    unnamed += 1;
-                    format!("s{unnamed}")
+        .map(|&n| match &combined.node(n).label {
+            Some(l) => ResidualName::Label(l.clone()),
+            None => loop {
+                unnamed += 1;
+                let name = ResidualName::Numbered(unnamed);
+                if !taken.contains(name.to_string().as_str()) {
+                    break name;
                 }
-            };
-            (n, name)
+            },
         })
         .collect();
-    let residual_name = |n: NodeId| residual_names[&n].clone();
+    let residual_name = |k: usize| residual_names[k].to_string();
 
     // The forward step: the step graph with the residuals as extra results.
     // The combined graph's forward side is the step graph rebuilt, so the
@@ -247,9 +315,9 @@ pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, Shap
             node: step_results[r.node.index()],
         })
         .collect();
-    for &r in &residuals {
+    for (k, &r) in residuals.iter().enumerate() {
         fresults.push(Output {
-            name: format!("save {}", residual_name(r)),
+            name: format!("save {}", residual_name(k)),
             node: fmap[&r.index()],
         });
     }
@@ -258,9 +326,9 @@ pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, Shap
 
     // The adjoint step: the backward side, reading residuals as arguments.
     let mut bargs: Vec<Arg> = g.args.clone();
-    for &r in &residuals {
+    for (k, &r) in residuals.iter().enumerate() {
         bargs.push(Arg {
-            name: format!("saved {}", residual_name(r)),
+            name: format!("saved {}", residual_name(k)),
             ty: combined.node(r).ty.clone(),
         });
     }
@@ -310,6 +378,8 @@ pub fn split_step(step: &StepGraph, combined: Graph) -> Result<StepAdjoint, Shap
         forward,
         backward,
         n_residuals: residuals.len(),
+        residual_names,
+        outputs_in_loss: vec![true; step.outputs.len()],
         combined,
     })
 }

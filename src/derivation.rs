@@ -1,13 +1,16 @@
 //! Shows the backward equations the compiler derived, in the cell's own names:
 //! the δ recurrence of every state and the parameter-gradient sums, as text or
 //! LaTeX (`cellc bptt`). It prints the adjoint step graph as equations; a value
-//! used once is written inline, a value used more than once gets a name `g_k`.
+//! used once is written inline, a value used more than once (or nested too
+//! deep to read inline) gets a name `g_k`, and a saved value the cell did not
+//! name is `s_k`. A made-up name is never one the cell's own names print as,
+//! in either style. Printing is linear in the size of the graph.
 
-use crate::autodiff::StepAdjoint;
+use crate::autodiff::{ResidualName, StepAdjoint};
 use crate::graph::op::{Binary, Op, Unary};
 use crate::graph::step::{ArgKind, StepGraph};
 use crate::graph::{Graph, NodeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +20,7 @@ pub enum Style {
 }
 
 /// How to write each kind of name in a style.
+#[derive(Clone, Copy)]
 struct Names {
     style: Style,
 }
@@ -168,15 +172,18 @@ impl Printer<'_> {
             Op::DimSize(d) => d.to_string(),
             Op::Zeros(_) => "0".into(),
             Op::Unary(u) => {
-                let a = self.expr(ops[0]);
+                // Each operand is printed once: printing it twice would double
+                // the work at every level of a nested expression.
+                let a = || self.expr(ops[0]);
                 match u {
                     Unary::Neg => format!("-{}", self.wrap(ops[0], 4)),
-                    Unary::Exp => f("exp", "\\exp", a),
-                    Unary::Log => f("log", "\\log", a),
-                    Unary::Tanh => f("tanh", "\\tanh", a),
-                    Unary::Sigmoid => f("σ", "\\sigma", a),
-                    Unary::Relu => f("relu", "\\operatorname{relu}", a),
+                    Unary::Exp => f("exp", "\\exp", a()),
+                    Unary::Log => f("log", "\\log", a()),
+                    Unary::Tanh => f("tanh", "\\tanh", a()),
+                    Unary::Sigmoid => f("σ", "\\sigma", a()),
+                    Unary::Relu => f("relu", "\\operatorname{relu}", a()),
                     Unary::Abs => {
+                        let a = a();
                         if latex {
                             format!("\\left|{a}\\right|")
                         } else {
@@ -184,22 +191,28 @@ impl Printer<'_> {
                         }
                     }
                     Unary::Sqrt => {
+                        let a = a();
                         if latex {
                             format!("\\sqrt{{{a}}}")
                         } else {
                             format!("sqrt({a})")
                         }
                     }
-                    Unary::Softplus => f("softplus", "\\operatorname{softplus}", a),
+                    Unary::Softplus => f("softplus", "\\operatorname{softplus}", a()),
                     Unary::Step => {
+                        let a = a();
                         if latex {
                             format!("\\mathbb{{1}}\\left[{a} > 0\\right]")
                         } else {
                             format!("1[{a} > 0]")
                         }
                     }
-                    Unary::Sign => f("sign", "\\operatorname{sign}", a),
+                    Unary::Sign => f("sign", "\\operatorname{sign}", a()),
                 }
+            }
+            // LaTeX's fraction needs no brackets around its parts.
+            Op::Binary(Binary::Div) if latex => {
+                format!("\\frac{{{}}}{{{}}}", self.expr(ops[0]), self.expr(ops[1]))
             }
             Op::Binary(b) => {
                 let p = prec(&node.op);
@@ -214,10 +227,7 @@ impl Printer<'_> {
                     (Binary::Mul, false) => format!("{l} ∘ {r}"),
                     (Binary::Mul, true) if scalar => format!("{l}\\,{r}"),
                     (Binary::Mul, true) => format!("{l} \\circ {r}"),
-                    (Binary::Div, false) => format!("{l} / {r}"),
-                    (Binary::Div, true) => {
-                        format!("\\frac{{{}}}{{{}}}", self.expr(ops[0]), self.expr(ops[1]))
-                    }
+                    (Binary::Div, _) => format!("{l} / {r}"),
                 }
             }
             Op::MatVec => {
@@ -297,6 +307,60 @@ impl Printer<'_> {
     }
 }
 
+/// How deep an expression may nest inline before its value gets a name: a
+/// long chain (20,000 equations of `tanh`) then prints as lines of bounded
+/// length, and printing recurses a bounded depth.
+const MAX_INLINE_DEPTH: usize = 64;
+
+/// Every name the equations print for the cell's own values, in `names`' style:
+/// a generated name must be none of these.
+fn cell_names(step: &StepGraph, adj: &StepAdjoint, names: Names) -> HashSet<String> {
+    let mut taken = HashSet::new();
+    let mut add = |name: &str| {
+        taken.insert(names.var(name, None));
+        taken.insert(names.var(name, Some("t")));
+    };
+    step.params.iter().for_each(|p| add(&p.name));
+    step.inputs.iter().for_each(|i| add(&i.name));
+    step.states.iter().for_each(|s| add(&s.name));
+    step.outputs.iter().for_each(|o| add(&o.name));
+    for g in [&adj.forward, &adj.backward] {
+        for n in g.node_ids() {
+            if let Some(l) = &g.node(n).label {
+                add(l);
+            }
+        }
+    }
+    for r in &adj.residual_names {
+        if let ResidualName::Label(l) = r {
+            add(l);
+        }
+    }
+    for s in &step.states {
+        for lag in 1..=s.max_lag {
+            taken.insert(names.var(&s.name, Some(&format!("t-{lag}"))));
+        }
+    }
+    taken
+}
+
+/// The first spelling `spell(k)`, for k = `from`, `from + 1`, ..., that is not
+/// taken, and its k; it is taken from then on.
+fn fresh(
+    taken: &mut HashSet<String>,
+    from: usize,
+    spell: impl Fn(usize) -> String,
+) -> (String, usize) {
+    let mut k = from;
+    loop {
+        let name = spell(k);
+        if taken.insert(name.clone()) {
+            return (name, k);
+        }
+        k += 1;
+    }
+}
+
 /// The backward equations of a cell, as `cellc bptt` prints them.
 pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> String {
     let names = Names { style };
@@ -305,6 +369,23 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
     let n_args = step.arg_kinds.len();
     let n_res = adj.n_residuals;
     let n_step_results = step.graph.results.len();
+    let mut taken = cell_names(step, adj, names);
+    let saved_spelling = |k: usize| match style {
+        Style::Text => format!("s{k}_t"),
+        Style::Latex => format!("s_{{{k},t}}"),
+    };
+    // A generated residual keeps autodiff's number (as `cellc graph --grad`
+    // shows it) unless the cell prints that name; then it gets one past all of
+    // autodiff's numbers.
+    let mut spare = 1 + adj
+        .residual_names
+        .iter()
+        .filter_map(|r| match r {
+            ResidualName::Numbered(k) => Some(*k),
+            ResidualName::Label(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
 
     // Forward names: arguments and labelled values, for saved values' definitions.
     let arg_name = |k: &ArgKind| match *k {
@@ -327,35 +408,39 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
             }
         }
     }
+    // One printer for every saved value's definition (never a copy per value).
+    let fp = Printer {
+        g: fwd,
+        names,
+        bound: fwd_bound,
+    };
 
-    let mut bound: HashMap<NodeId, String> = HashMap::new();
+    let mut p = Printer {
+        g,
+        names,
+        bound: HashMap::new(),
+    };
     let mut saved_lines: Vec<String> = Vec::new();
     for n in g.node_ids() {
         let Op::Arg(i) = g.node(n).op else { continue };
         let name = if i < n_args {
             arg_name(&step.arg_kinds[i])
         } else if i < n_args + n_res {
-            // Residuals are named by autodiff: a value's own name, or s1, s2, ...
             let k = i - n_args;
-            let saved = g.args[i].name.trim_start_matches("saved ").to_string();
-            let fnode = fwd.results[n_step_results + k].node;
-            let unnamed = saved.len() > 1
-                && saved.starts_with('s')
-                && saved[1..].chars().all(|c| c.is_ascii_digit());
-            if unnamed {
-                let fp = Printer {
-                    g: fwd,
-                    names: Names { style },
-                    bound: fwd_bound.clone(),
-                };
-                let name = match style {
-                    Style::Text => format!("{saved}_t"),
-                    Style::Latex => format!("s_{{{},t}}", &saved[1..]),
-                };
-                saved_lines.push(format!("{name} = {}", fp.define(fnode)));
-                name
-            } else {
-                names.var(&saved, Some("t"))
+            match &adj.residual_names[k] {
+                ResidualName::Label(l) => names.var(l, Some("t")),
+                ResidualName::Numbered(number) => {
+                    let name = if taken.insert(saved_spelling(*number)) {
+                        saved_spelling(*number)
+                    } else {
+                        let (name, k) = fresh(&mut taken, spare, saved_spelling);
+                        spare = k + 1;
+                        name
+                    };
+                    let fnode = fwd.results[n_step_results + k].node;
+                    saved_lines.push(format!("{name} = {}", fp.define(fnode)));
+                    name
+                }
             }
         } else {
             let r = i - n_args - n_res;
@@ -365,43 +450,46 @@ pub fn bptt_equations(step: &StepGraph, adj: &StepAdjoint, style: Style) -> Stri
                 names.bar(&step.outputs[r - step.states.len()].name)
             }
         };
-        bound.insert(n, name);
+        p.bound.insert(n, name);
     }
-    // Values used more than once get a name.
-    let mut uses: HashMap<NodeId, usize> = HashMap::new();
+    // Values used more than once get a name, and so does a value whose
+    // expression would nest deeper than MAX_INLINE_DEPTH.
+    let mut uses: Vec<usize> = vec![0; g.len()];
     for n in g.node_ids() {
         for o in g.operands(n) {
-            *uses.entry(o).or_insert(0) += 1;
+            uses[o.index()] += 1;
         }
     }
     for r in &g.results {
-        *uses.entry(r.node).or_insert(0) += 1;
+        uses[r.node.index()] += 1;
     }
+    let mut depth: Vec<usize> = vec![0; g.len()];
     let mut lines: Vec<(String, String)> = Vec::new();
-    let mut k = 0;
+    let mut next_g = 1;
+    let g_spelling = |k: usize| match style {
+        Style::Text => format!("g{k}"),
+        Style::Latex => format!("g_{{{k}}}"),
+    };
     for n in g.node_ids() {
         let node = g.node(n);
-        if node.op.is_leaf() || uses.get(&n).copied().unwrap_or(0) < 2 {
+        if node.op.is_leaf() {
             continue;
         }
-        k += 1;
-        let name = match style {
-            Style::Text => format!("g{k}"),
-            Style::Latex => format!("g_{{{k}}}"),
-        };
-        let p = Printer {
-            g,
-            names: Names { style },
-            bound: bound.clone(),
-        };
+        let d = 1 + g
+            .operands(n)
+            .iter()
+            .map(|o| depth[o.index()])
+            .max()
+            .unwrap_or(0);
+        if uses[n.index()] < 2 && d <= MAX_INLINE_DEPTH {
+            depth[n.index()] = d;
+            continue;
+        }
+        let (name, k) = fresh(&mut taken, next_g, g_spelling);
+        next_g = k + 1;
         lines.push((name.clone(), p.define(n)));
-        bound.insert(n, name);
+        p.bound.insert(n, name);
     }
-    let p = Printer {
-        g,
-        names: Names { style },
-        bound,
-    };
     let mut updates: Vec<(String, &str, String)> = Vec::new();
     let mut params: Vec<(String, &str, String)> = Vec::new();
     for (i, kind) in step.arg_kinds.iter().enumerate() {

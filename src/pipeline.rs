@@ -105,10 +105,24 @@ pub fn adjoint_of(g: &Graph) -> Result<Graph, PassError> {
 /// forward step that saves residuals and an adjoint step that reads them,
 /// then simplify each.
 pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, PassError> {
+    differentiate_step_for(step, &vec![true; step.outputs.len()])
+}
+
+/// [`differentiate_step`] for a loss that reads only the outputs marked in
+/// `outputs_in_loss` (every state's cotangent is always carried): the others
+/// contribute nothing to the gradient, not even `0 · inf`.
+pub fn differentiate_step_for(
+    step: &StepGraph,
+    outputs_in_loss: &[bool],
+) -> Result<StepAdjoint, PassError> {
     let cotangent_types = autodiff::batched_cotangent_types(&step.graph);
+    // The step's results are its new states, then its outputs.
+    let mut seeded = vec![true; step.states.len()];
+    seeded.extend_from_slice(outputs_in_loss);
     let adj = verified(
         Pass::Adjoint,
-        autodiff::adjoint(&step.graph, &cotangent_types).map_err(shape(Pass::Adjoint))?,
+        autodiff::adjoint_seeded(&step.graph, &cotangent_types, &seeded)
+            .map_err(shape(Pass::Adjoint))?,
     )?;
     let combined = simplify(&adj)?;
     let split = autodiff::split_step(step, combined).map_err(shape(Pass::Split))?;
@@ -117,6 +131,7 @@ pub fn differentiate_step(step: &StepGraph) -> Result<StepAdjoint, PassError> {
     Ok(StepAdjoint {
         forward,
         backward,
+        outputs_in_loss: outputs_in_loss.to_vec(),
         ..split
     })
 }

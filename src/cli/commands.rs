@@ -2,7 +2,7 @@
 
 use super::load::{Converted, load_cell, load_data, read_named};
 use super::progress::Progress;
-use super::report::{check_output, deliver, note, signature, to_array_data};
+use super::report::{check_output, deliver, note, signature, to_array_data, warn_non_finite};
 use super::{DataArgs, EqFormat, Failure, Format};
 use crate::data::ArrayData;
 use crate::data::bind;
@@ -10,9 +10,10 @@ use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::StepGraph;
-use crate::runtime::backward::run_backward;
+use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
 use crate::runtime::kernel::{Interpreted, interpreted_bptt};
+use ndarray::ArrayD;
 use std::path::Path;
 
 fn dim_names(step: &StepGraph) -> Vec<String> {
@@ -122,13 +123,13 @@ pub(super) fn cmd_run<F: Real>(
         if a.ndim() == 2 {
             a = a.insert_axis(ndarray::Axis(2));
         }
+        warn_non_finite("output", &sig.name, a.view());
         arrays.push((sig.name.clone(), to_array_data(a)));
     }
     for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((
-            format!("{}.last", sig.name),
-            to_array_data(traj.last[s].clone().into_dyn()),
-        ));
+        let name = format!("{}.last", sig.name);
+        warn_non_finite("final state", &name, traj.last[s].view().into_dyn());
+        arrays.push((name, to_array_data(traj.last[s].clone().into_dyn())));
     }
     deliver(&step, &seq, &arrays, out)
 }
@@ -167,29 +168,62 @@ pub(super) fn cmd_grad<F: Real>(
             matching::ones_cotangents(&step, &seq)
         }
     };
-    let adj = crate::pipeline::differentiate_step(&step)?;
+    let mut cot = cot;
+    for (o, sig) in step.outputs.iter().enumerate() {
+        if let Some(c) = &cot.outputs[o] {
+            warn_non_finite("cotangent", &sig.name, c.view());
+        }
+    }
+    for (s, sig) in step.states.iter().enumerate() {
+        if let Some(c) = &cot.last[s] {
+            warn_non_finite(
+                "cotangent",
+                &format!("{}.last", sig.name),
+                c.view().into_dyn(),
+            );
+        }
+    }
+    // An output whose cotangent is absent or all zero is outside the loss: the
+    // adjoint is derived without it, so it adds exactly nothing to the
+    // gradient, even where its value is infinite (docs/bptt.md).
+    for c in cot.outputs.iter_mut() {
+        if c.as_ref().is_some_and(|c| c.iter().all(|v| v.is_zero())) {
+            *c = None;
+        }
+    }
+    let in_loss: Vec<bool> = cot.outputs.iter().map(Option::is_some).collect();
+    let adj = crate::pipeline::differentiate_step_for(&step, &in_loss)?;
+    check_cotangents(&step, &adj, &cot)?;
     let (forward, adjoint) = interpreted_bptt(&adj, &seq.bindings, seq.batch)?;
     let progress = Progress::new(2 * seq.steps);
     let mut forward = progress.ticking(forward, "forward");
     let mut adjoint = progress.ticking(adjoint, "backward");
     let history = initial_history(&step, &seq);
-    let g = run_backward(&step, &mut forward, &mut adjoint, &seq, &cot, history)?.1;
+    let (traj, g) = run_backward(&step, &mut forward, &mut adjoint, &seq, &cot, history)?;
     progress.finish();
-    let mut arrays: Vec<(String, ArrayData)> = Vec::new();
-    for (p, sig) in step.params.iter().enumerate() {
-        arrays.push((sig.name.clone(), to_array_data(g.params[p].clone())));
-    }
-    for (i, sig) in step.inputs.iter().enumerate() {
-        arrays.push((
-            sig.name.clone(),
-            to_array_data(g.inputs[i].clone().into_dyn()),
-        ));
+    for (o, sig) in step.outputs.iter().enumerate() {
+        warn_non_finite("output", &sig.name, traj.outputs[o].view());
     }
     for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((
-            format!("{}.init", sig.name),
-            to_array_data(g.init[s].clone().into_dyn()),
-        ));
+        let name = format!("{}.last", sig.name);
+        warn_non_finite("final state", &name, traj.last[s].view().into_dyn());
     }
+    let mut arrays: Vec<(String, ArrayD<F>)> = Vec::new();
+    for (p, sig) in step.params.iter().enumerate() {
+        arrays.push((sig.name.clone(), g.params[p].clone()));
+    }
+    for (i, sig) in step.inputs.iter().enumerate() {
+        arrays.push((sig.name.clone(), g.inputs[i].clone().into_dyn()));
+    }
+    for (s, sig) in step.states.iter().enumerate() {
+        arrays.push((format!("{}.init", sig.name), g.init[s].clone().into_dyn()));
+    }
+    let arrays: Vec<(String, ArrayData)> = arrays
+        .into_iter()
+        .map(|(name, a)| {
+            warn_non_finite("gradient", &name, a.view());
+            (name, to_array_data(a))
+        })
+        .collect();
     deliver(&step, &seq, &arrays, out)
 }

@@ -7,7 +7,7 @@ use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use crate::graph::step::{Init, StepGraph};
 use crate::runtime::types::Sequences;
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ArrayViewD, Dimension};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use unicode_width::UnicodeWidthStr;
@@ -289,4 +289,73 @@ fn summary<F>(step: &StepGraph, seq: &Sequences<F>, arrays: &[(String, ArrayData
         );
     }
     out
+}
+
+/// A warning naming an array that holds NaN or Inf (`what` says what it is:
+/// output, final state, cotangent, gradient), with how many and where the
+/// first is; `None` when every value is finite. Such values spread to
+/// everything computed from them, so they are worth a line even in a summary.
+pub(super) fn non_finite_warning<F: Real>(
+    what: &str,
+    name: &str,
+    a: ArrayViewD<'_, F>,
+) -> Option<String> {
+    let (mut nan, mut inf, mut first) = (0usize, 0usize, None);
+    for (i, v) in a.indexed_iter() {
+        if v.is_finite() {
+            continue;
+        }
+        if v.is_nan() {
+            nan += 1;
+        } else {
+            inf += 1;
+        }
+        first.get_or_insert_with(|| i.slice().to_vec());
+    }
+    let counts = match (nan, inf) {
+        (0, 0) => return None,
+        (n, 0) => format!("{n} NaN"),
+        (0, n) => format!("{n} Inf"),
+        (n, m) => format!("{n} NaN and {m} Inf"),
+    };
+    let first = first.unwrap_or_default();
+    let values = if nan + inf == 1 { "value" } else { "values" };
+    Some(format!(
+        "warning: {what} `{name}` holds {counts} {values} (first at {first:?})"
+    ))
+}
+
+/// Prints [`non_finite_warning`] to stderr, if there is one.
+pub(super) fn warn_non_finite<F: Real>(what: &str, name: &str, a: ArrayViewD<'_, F>) {
+    if let Some(w) = non_finite_warning(what, name, a) {
+        eprintln!("{w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_counts_nan_and_inf_and_says_where_the_first_is() {
+        let mut a = ArrayD::<f64>::zeros(ndarray::IxDyn(&[2, 3]));
+        assert_eq!(non_finite_warning("output", "y", a.view()), None);
+        a[[1, 0]] = f64::INFINITY;
+        a[[1, 2]] = f64::NEG_INFINITY;
+        assert_eq!(
+            non_finite_warning("output", "y", a.view()).unwrap(),
+            "warning: output `y` holds 2 Inf values (first at [1, 0])"
+        );
+        let mut one = a.clone();
+        one[[1, 2]] = 0.0;
+        assert_eq!(
+            non_finite_warning("final state", "h.last", one.view()).unwrap(),
+            "warning: final state `h.last` holds 1 Inf value (first at [1, 0])"
+        );
+        a[[0, 1]] = f64::NAN;
+        assert_eq!(
+            non_finite_warning("gradient", "W", a.view()).unwrap(),
+            "warning: gradient `W` holds 1 NaN and 2 Inf values (first at [0, 1])"
+        );
+    }
 }

@@ -29,6 +29,22 @@ fn mask_rows<F: Real>(a: &mut ArrayD<F>, it: &Iteration) {
     }
 }
 
+/// Refuses cotangents for an output that `adj` was derived without
+/// ([`crate::pipeline::differentiate_step_for`]).
+pub fn check_cotangents<F>(
+    step: &StepGraph,
+    adj: &StepAdjoint,
+    cot: &Cotangents<F>,
+) -> Result<(), KernelError> {
+    let given: Vec<bool> = cot.outputs.iter().map(Option::is_some).collect();
+    match adj.ignored_cotangent(&given) {
+        Some(o) => Err(KernelError::IgnoredCotangent {
+            output: step.outputs[o].name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// BPTT with the interpreter.
 pub fn backward<F: Real>(
     step: &StepGraph,
@@ -49,6 +65,7 @@ pub fn backward_from<F: Real>(
     cot: &Cotangents<F>,
     history: Vec<Array3<F>>,
 ) -> Result<(Trajectory<F>, Gradients<F>), KernelError> {
+    check_cotangents(step, adj, cot)?;
     let (mut forward, mut adjoint) = interpreted_bptt(adj, &seq.bindings, seq.batch)?;
     run_backward(step, &mut forward, &mut adjoint, seq, cot, history)
 }

@@ -29,6 +29,10 @@ pub enum KernelError {
     },
     #[error("the size of `{name}` cannot be computed: {message}")]
     Size { name: String, message: String },
+    #[error(
+        "a cotangent is given for output `{output}`, but the adjoint was derived for a loss without it"
+    )]
+    IgnoredCotangent { output: String },
 }
 
 /// One compiled step.

@@ -71,6 +71,7 @@ pub fn truncated_bptt<F: Real>(
     cot: &Cotangents<F>,
     k: usize,
 ) -> Result<TruncatedGradients<F>, KernelError> {
+    super::backward::check_cotangents(step, adj, cot)?;
     let (mut forward, mut adjoint) = interpreted_bptt(adj, &seq.bindings, seq.batch)?;
     run_truncated(step, &mut forward, &mut adjoint, seq, cot, k)
 }
