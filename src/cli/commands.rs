@@ -8,19 +8,14 @@ use crate::data::bind;
 use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
-use crate::graph::step::StepGraph;
 use crate::runtime::forward;
 use std::path::Path;
-
-fn dim_names(step: &StepGraph) -> Vec<String> {
-    step.dims.iter().map(|d| d.name.clone()).collect()
-}
 
 pub(super) fn cmd_check(path: &Path, define: &[(String, usize)]) -> Result<(), Failure> {
     let step = load_cell(path)?;
     let defs = bind::defines(define)?;
-    // Checks the names and sizes given.
-    bind::bind_partial(&dim_names(&step), &defs, &[])?;
+    // Checks the names and values given, and every size under them.
+    bind::bind_step(&step, &defs, &[], false)?;
     print!("{}", signature(&step, &defs));
     Ok(())
 }

@@ -159,10 +159,17 @@ fn parse_define(s: &str) -> Result<(String, usize), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}`: write -D NAME=SIZE"))?;
-    let v: usize = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}`: the size must be a non-negative integer"))?;
+    let value = value.trim();
+    let v: usize = value.parse().map_err(|_| {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                "`{s}`: too large: a dimension is at most {} (2^63-1)",
+                crate::graph::dim::MAX_SIZE
+            )
+        } else {
+            format!("`{s}`: the size must be a non-negative integer")
+        }
+    })?;
     Ok((name.trim().to_string(), v))
 }
 

@@ -5,7 +5,8 @@
 //! Equations with one unknown name are solved in turn; an equation whose names
 //! are all known is a check. A contradiction names both of its sources.
 
-use crate::graph::dim::{Atom, Bindings, Dim};
+use crate::graph::dim::{Atom, Bindings, Dim, MAX_SIZE};
+use crate::graph::step::StepGraph;
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -48,6 +49,27 @@ pub enum BindError {
     },
     #[error("dimension `{dim}` is too large ({source_})")]
     TooLarge { dim: String, source_: String },
+    #[error("-D {dim}={value} is too large: a dimension is at most {MAX_SIZE} (2^63-1)")]
+    DefineTooLarge { dim: String, value: usize },
+    #[error(
+        "size of {what} is {expr} = {shown} = {value} under {bound}; every size must be at least 1"
+    )]
+    SizeNotPositive {
+        what: String,
+        expr: String,
+        shown: String,
+        value: i64,
+        bound: String,
+    },
+    #[error(
+        "size of {what} is {expr} = {shown}, which overflows under {bound}: sizes are at most {MAX_SIZE} (2^63-1)"
+    )]
+    SizeOverflow {
+        what: String,
+        expr: String,
+        shown: String,
+        bound: String,
+    },
     #[error("-D {dim} is given twice ({a} and {b})")]
     TwiceDefined { dim: String, a: usize, b: usize },
     #[error("dimension `{dim}` is not bound: give -D {dim}=SIZE or an array that fixes it")]
@@ -102,6 +124,63 @@ pub fn bind_partial(
     defines: &Bindings,
     constraints: &[Constraint],
 ) -> Result<Bindings, BindError> {
+    Ok(solve(dims, defines, constraints)?.0)
+}
+
+/// Binds the dimensions of `step` (all of them when `complete`, else those
+/// something fixes) and checks every size of the cell under them: a derived
+/// size such as `H-X` must come out at least 1 and fit in 64 bits. The error
+/// names the size, its arithmetic and where each value came from.
+pub fn bind_step(
+    step: &StepGraph,
+    defines: &Bindings,
+    constraints: &[Constraint],
+    complete: bool,
+) -> Result<Bindings, BindError> {
+    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
+    let (bound, source) = solve(&dims, defines, constraints)?;
+    if let Some(bad) = step.bad_size(&bound) {
+        let flags: Vec<String> = bad
+            .size
+            .symbols()
+            .map(|s| match source.get(s) {
+                Some(from) if from.starts_with("-D ") => from.clone(),
+                Some(from) => format!("{s}={} (from {from})", bound[s]),
+                None => format!("{s}={}", bound[s]),
+            })
+            .collect();
+        let all_flags = flags.iter().all(|f| f.starts_with("-D "));
+        let bound_text = flags.join(if all_flags { " " } else { ", " });
+        let (what, expr, shown) = (bad.what, bad.size.to_string(), bad.size.with_values(&bound));
+        return Err(match bad.value {
+            Some(value) => BindError::SizeNotPositive {
+                what,
+                expr,
+                shown,
+                value,
+                bound: bound_text,
+            },
+            None => BindError::SizeOverflow {
+                what,
+                expr,
+                shown,
+                bound: bound_text,
+            },
+        });
+    }
+    if complete && let Some(d) = dims.iter().find(|d| !bound.contains_key(*d)) {
+        return Err(BindError::Unbound { dim: d.clone() });
+    }
+    Ok(bound)
+}
+
+/// The bindings, and for each name where its value came from (`-D H=16`,
+/// an array's axis).
+fn solve(
+    dims: &[String],
+    defines: &Bindings,
+    constraints: &[Constraint],
+) -> Result<(Bindings, HashMap<String, String>), BindError> {
     let mut bound: Bindings = Bindings::new();
     let mut source: HashMap<String, String> = HashMap::new();
     for (name, v) in defines {
@@ -120,6 +199,12 @@ pub fn bind_partial(
                 dim: name.clone(),
                 value: 0,
                 source_: format!("-D {name}=0"),
+            });
+        }
+        if *v as u64 > MAX_SIZE {
+            return Err(BindError::DefineTooLarge {
+                dim: name.clone(),
+                value: *v,
             });
         }
         bound.insert(name.clone(), *v);
@@ -170,7 +255,8 @@ pub fn bind_partial(
                     let rest = (c.actual as i64)
                         .checked_sub(known_part(&bound).ok_or_else(too_large)?)
                         .ok_or_else(too_large)?;
-                    if rest % k != 0 || rest / k < 0 {
+                    // `checked_rem` also refuses `i64::MIN % -1`.
+                    if rest.checked_rem(*k) != Some(0) || rest / k < 0 {
                         return Err(BindError::Unsolvable {
                             source_: c.source.clone(),
                             expr: c.expr.to_string(),
@@ -196,7 +282,7 @@ pub fn bind_partial(
             break;
         }
     }
-    Ok(bound)
+    Ok((bound, source))
 }
 
 /// The clearest account of a failed check: when the expression is one name,

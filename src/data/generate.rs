@@ -118,8 +118,7 @@ pub fn generation_bindings<F: Real>(
             });
         }
     }
-    let names: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
-    let b = bind::bind_partial(&names, &defs, &constraints)?;
+    let b = bind::bind_step(step, &defs, &constraints, false)?;
     let missing: Vec<String> = step
         .dims
         .iter()

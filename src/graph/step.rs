@@ -5,7 +5,7 @@
 //! every state's new value (in state order) followed by every output.
 
 use super::Graph;
-use super::dim::{Dim, Type};
+use super::dim::{Bindings, Dim, Type};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputSig {
@@ -52,6 +52,17 @@ pub struct DimSig {
     pub free: bool,
     /// For a free dimension, where it comes from, in words.
     pub origin: String,
+}
+
+/// A size of the cell with no valid value under the bindings: it overflows,
+/// or it is zero or negative.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadSize {
+    /// Whose size, in words: ``state `h` ``, ``parameter `W`, axis 0``.
+    pub what: String,
+    pub size: Dim,
+    /// Its value, or `None` when it does not fit in 64 bits.
+    pub value: Option<i64>,
 }
 
 /// What a step-graph argument stands for.
@@ -107,5 +118,60 @@ impl StepGraph {
     }
     pub fn input_type(&self, i: usize) -> Type {
         Type::vector(true, self.inputs[i].size.clone())
+    }
+
+    /// The first size that is not a count of elements under `bindings`: the
+    /// signature's first (the sizes the user wrote or sees), then those the
+    /// step computes (a concatenation's length). A size with a name left
+    /// unbound is skipped; every name bound is checked, so the runtime can
+    /// take each size's value as valid.
+    pub fn bad_size(&self, bindings: &Bindings) -> Option<BadSize> {
+        let mut sizes: Vec<(String, &Dim)> = Vec::new();
+        for i in &self.inputs {
+            sizes.push((format!("input `{}`", i.name), &i.size));
+        }
+        for s in &self.states {
+            sizes.push((format!("state `{}`", s.name), &s.size));
+        }
+        for p in &self.params {
+            for (axis, d) in p.dims.iter().enumerate() {
+                let what = match p.dims.len() {
+                    1 => format!("parameter `{}`", p.name),
+                    _ => format!("parameter `{}`, axis {axis}", p.name),
+                };
+                sizes.push((what, d));
+            }
+        }
+        for o in &self.outputs {
+            for d in &o.ty.dims {
+                sizes.push((format!("output `{}`", o.name), d));
+            }
+        }
+        for n in self.graph.node_ids() {
+            let node = self.graph.node(n);
+            for d in &node.ty.dims {
+                let what = match &node.label {
+                    Some(l) => format!("`{l}`"),
+                    None => format!("a value the step computes (`{}`)", node.op.name()),
+                };
+                sizes.push((what, d));
+            }
+        }
+        sizes
+            .into_iter()
+            .find_map(|(what, d)| match d.value(bindings) {
+                Ok(Some(v)) if v >= 1 => None,
+                Ok(None) => None,
+                Ok(Some(v)) => Some(BadSize {
+                    what,
+                    size: d.clone(),
+                    value: Some(v),
+                }),
+                Err(_) => Some(BadSize {
+                    what,
+                    size: d.clone(),
+                    value: None,
+                }),
+            })
     }
 }
