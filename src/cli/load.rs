@@ -89,6 +89,33 @@ fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
     }
 }
 
+/// Generated input's length and batch, and the seed, when not given.
+const DEFAULT_SEQ: usize = 10;
+const DEFAULT_BATCH: usize = 2;
+const DEFAULT_SEED: u64 = 0;
+
+/// Warns about each flag the run will not use: `--seq` and `--batch` shape
+/// generated input only, and `--seed` draws only what is generated.
+fn warn_ignored(d: &DataArgs) {
+    let given = match (&d.input, &d.inputs) {
+        (Some(p), _) => format!("--input {}", p.display()),
+        (None, Some(p)) => format!("--inputs {}", p.display()),
+        (None, None) => return,
+    };
+    if d.seq.is_some() {
+        eprintln!("warning: --seq is ignored: the sequence length comes from {given}");
+    }
+    if d.batch.is_some() {
+        eprintln!("warning: --batch is ignored: the batch comes from {given}");
+    }
+    if let (Some(_), Some(p)) = (d.seed, &d.params) {
+        eprintln!(
+            "warning: --seed is ignored: nothing is generated (parameters come from --params {}, inputs from {given})",
+            p.display()
+        );
+    }
+}
+
 /// Loads (or generates) everything a run needs and checks it against the cell.
 pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
@@ -127,11 +154,12 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         (None, Some(p)) => Some(read_named(p, "input")?),
         (None, None) => None,
     };
+    warn_ignored(d);
     // What was not given is generated; the arrays given fix its dimensions.
     let how = Generate {
-        steps: d.seq,
-        batch: d.batch,
-        seed: d.seed,
+        steps: d.seq.unwrap_or(DEFAULT_SEQ),
+        batch: d.batch.unwrap_or(DEFAULT_BATCH),
+        seed: d.seed.unwrap_or(DEFAULT_SEED),
     };
     let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
     if generated {
@@ -142,7 +170,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                 (true, false) => "parameters",
                 _ => "inputs",
             },
-            d.seed
+            how.seed
         );
     }
     let init: Named<F> = match &d.init {

@@ -80,15 +80,17 @@ pub struct DataArgs {
     /// Bind a dimension: `-D H=128`.
     #[arg(short = 'D', value_parser = parse_define)]
     pub define: Vec<(String, usize)>,
-    /// Steps of generated input (when no input is given).
-    #[arg(long, default_value_t = 10)]
-    pub seq: usize,
-    /// Batch of generated input (when no input is given).
-    #[arg(long, default_value_t = 2)]
-    pub batch: usize,
-    /// Seed of generated parameters and inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    // Options, not defaults, so that a flag the run ignores can be warned
+    // about (`load::DEFAULT_SEQ`, ... fill them in).
+    /// Steps of generated input (when no input is given; 10 when left out).
+    #[arg(long)]
+    pub seq: Option<usize>,
+    /// Batch of generated input (when no input is given; 2 when left out).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of generated parameters and inputs (0 when left out).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
