@@ -115,6 +115,7 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
                     "-D H=1",
                     "-D X=3",
                     "at least 1",
+                    "--> diff.cell:2:11",
                 ],
             ),
             fails(
@@ -131,6 +132,7 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
                     "-D H=1",
                     "-D X=3",
                     "at least 1",
+                    "--> diff.cell:2:11",
                 ],
             )
             .without(&["[0", "length 0"]),
@@ -142,7 +144,12 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
             fails(
                 "negative derived size with a dimension from an array",
                 &["run", "diff.cell", "--input", "x3.npy", "-D", "H=1"],
-                &["H-X = 1-3 = -2", "-D H=1", "X=3 (from input `x`"],
+                &[
+                    "H-X = 1-3 = -2",
+                    "-D H=1",
+                    "X=3 (from input `x`",
+                    "diff.cell:2",
+                ],
             ),
             fails(
                 "derived size overflows under -D",
@@ -162,7 +169,10 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
                     "-D",
                     "X=1",
                 ],
-                &["2*H = 2*4611686018427387904, which overflows"],
+                &[
+                    "2*H = 2*4611686018427387904, which overflows",
+                    "twice.cell:2",
+                ],
             ),
             fails(
                 "dimension past 2^63-1 in check",

@@ -119,10 +119,11 @@ impl Checker {
             .params
             .iter()
             .zip(&param_dims)
-            .map(|((name, _, shape), dims)| ParamSig {
+            .map(|((name, span, shape), dims)| ParamSig {
                 name: name.clone(),
                 dims: dims.iter().map(&mut fix).collect(),
                 declared: shape.is_some(),
+                span: *span,
             })
             .collect();
         if overflowed.get() {
@@ -154,9 +155,10 @@ impl Checker {
             .states
             .iter()
             .enumerate()
-            .map(|(s, (name, _, size, init))| StateSig {
+            .map(|(s, (name, span, size, init))| StateSig {
                 name: name.clone(),
                 size: size.clone(),
+                span: *span,
                 init: match init {
                     StateInit::Zero => Init::Zero,
                     StateInit::Param => Init::Param(
@@ -179,9 +181,10 @@ impl Checker {
             inputs: self
                 .inputs
                 .iter()
-                .map(|(name, _, size)| InputSig {
+                .map(|(name, span, size)| InputSig {
                     name: name.clone(),
                     size: size.clone(),
+                    span: *span,
                 })
                 .collect(),
             states,

@@ -1,6 +1,6 @@
 //! One function per command: load what it takes, run the stages, report.
 
-use super::load::{load_cell, load_data, read_named};
+use super::load::{load_cell, load_checked, load_data, read_named};
 use super::report::{check_output_dir, deliver, signature, to_array_data};
 use super::{DataArgs, EqFormat, Failure, Format};
 use crate::data::ArrayData;
@@ -12,10 +12,10 @@ use crate::runtime::forward;
 use std::path::Path;
 
 pub(super) fn cmd_check(path: &Path, define: &[(String, usize)]) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     let defs = bind::defines(define)?;
     // Checks the names and values given, and every size under them.
-    bind::bind_step(&step, &defs, &[], false)?;
+    bind::bind_step(&step, &defs, &[], false).map_err(|e| src.locate(&e))?;
     print!("{}", signature(&step, &defs));
     Ok(())
 }
@@ -98,9 +98,9 @@ pub(super) fn cmd_run<F: Real>(
     d: &DataArgs,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     check_output_dir(out)?;
-    let seq = load_data::<F>(&step, d)?;
+    let seq = load_data::<F>(&step, d, &src)?;
     let traj = forward::forward(&step, &seq)?;
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
     for (o, sig) in step.outputs.iter().enumerate() {
@@ -137,9 +137,9 @@ pub(super) fn cmd_grad<F: Real>(
     cotangent: Option<&Path>,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     check_output_dir(out)?;
-    let seq = load_data::<F>(&step, d)?;
+    let seq = load_data::<F>(&step, d, &src)?;
     let cot = match cotangent {
         Some(p) => {
             let named = read_named::<F>(p, "cotangent")?;

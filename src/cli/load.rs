@@ -3,10 +3,11 @@
 //! matched to the cell.
 
 use super::{Backend, DataArgs, Failure};
-use crate::data::bind;
-use crate::data::generate::{self, Generate};
-use crate::data::matching::{self, Named};
+use crate::data::bind::{self, BindError};
+use crate::data::generate::{self, Generate, GenerateError};
+use crate::data::matching::{self, DataError, Named};
 use crate::data::{self, ArrayData, NpyArray};
+use crate::diagnostic::Diagnostic;
 use crate::diagnostic::render_all;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
@@ -16,6 +17,32 @@ use std::path::Path;
 
 /// Reads, parses and checks a cell file; prints its warnings.
 pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
+    Ok(load_checked(path)?.0)
+}
+
+/// A cell file's text, kept so that an error found after checking (a size
+/// under the bindings) points at the declaration, as the checker's do.
+pub struct Source {
+    file: String,
+    text: String,
+}
+
+impl Source {
+    /// The error, at the declaration it is about when it names one.
+    pub(super) fn locate(&self, e: &BindError) -> Failure {
+        match e.bad_size().and_then(|b| b.span) {
+            Some(span) => Failure(
+                Diagnostic::error(e.to_string(), span)
+                    .with_label("declared here")
+                    .render(&self.file, &self.text),
+            ),
+            None => Failure(format!("error: {e}")),
+        }
+    }
+}
+
+/// [`load_cell`], with the cell's text.
+pub fn load_checked(path: &Path) -> Result<(StepGraph, Source), Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure(format!("error: cannot read `{}`: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -36,7 +63,7 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     if !checked.warnings.is_empty() {
         eprint!("{}", render_all(&checked.warnings, &file, &source));
     }
-    Ok(checked.step)
+    Ok((checked.step, Source { file, text: source }))
 }
 
 /// Converts a file's array to the run's float type, saying so when it converts.
@@ -117,7 +144,11 @@ fn warn_ignored(d: &DataArgs) {
 }
 
 /// Loads (or generates) everything a run needs and checks it against the cell.
-pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>, Failure> {
+pub fn load_data<F: Real>(
+    step: &StepGraph,
+    d: &DataArgs,
+    src: &Source,
+) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
         return Err(Failure(
             "error: --backend jit is not available yet (native code generation is part 3); use --backend interp".into(),
@@ -161,7 +192,11 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         batch: d.batch.unwrap_or(DEFAULT_BATCH),
         seed: d.seed.unwrap_or(DEFAULT_SEED),
     };
-    let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
+    let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)
+        .map_err(|e| match e {
+            GenerateError::Bind(b) => src.locate(&b),
+            e => Failure::from(e),
+        })?;
     if generated {
         eprintln!(
             "note: using generated {} (seed {})",
@@ -209,7 +244,8 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         .into_iter()
         .filter(|(name, _)| !name.starts_with("readout."))
         .collect();
-    Ok(matching::prepare(
-        step, params, inputs, init, lengths, &defs, d.reverse,
-    )?)
+    matching::prepare(step, params, inputs, init, lengths, &defs, d.reverse).map_err(|e| match e {
+        DataError::Bind(b) => src.locate(&b),
+        e => Failure::from(e),
+    })
 }

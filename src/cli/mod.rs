@@ -9,7 +9,7 @@ mod commands;
 mod load;
 mod report;
 
-pub use load::{load_cell, load_data};
+pub use load::{Source, load_cell, load_checked, load_data};
 pub use report::signature;
 
 use commands::{cmd_bptt, cmd_check, cmd_grad, cmd_graph, cmd_run};

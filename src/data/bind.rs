@@ -6,7 +6,7 @@
 //! are all known is a check. A contradiction names both of its sources.
 
 use crate::graph::dim::{Atom, Bindings, Dim, MAX_SIZE};
-use crate::graph::step::StepGraph;
+use crate::graph::step::{BadSize, StepGraph};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -52,21 +52,25 @@ pub enum BindError {
     #[error("-D {dim}={value} is too large: a dimension is at most {MAX_SIZE} (2^63-1)")]
     DefineTooLarge { dim: String, value: usize },
     #[error(
-        "size of {what} is {expr} = {shown} = {value} under {bound}; every size must be at least 1"
+        "size of {} is {} = {shown} = {value} under {bound}; every size must be at least 1",
+        bad.what,
+        bad.size
     )]
     SizeNotPositive {
-        what: String,
-        expr: String,
+        /// The size, whose it is, and the declaration it belongs to.
+        bad: Box<BadSize>,
+        /// The size with the values put in: `1-3`.
         shown: String,
         value: i64,
         bound: String,
     },
     #[error(
-        "size of {what} is {expr} = {shown}, which overflows under {bound}: sizes are at most {MAX_SIZE} (2^63-1)"
+        "size of {} is {} = {shown}, which overflows under {bound}: sizes are at most {MAX_SIZE} (2^63-1)",
+        bad.what,
+        bad.size
     )]
     SizeOverflow {
-        what: String,
-        expr: String,
+        bad: Box<BadSize>,
         shown: String,
         bound: String,
     },
@@ -76,6 +80,19 @@ pub enum BindError {
     Unbound { dim: String },
     #[error("-D {name}: the cell has no dimension `{name}` ({known})")]
     UnknownDefine { name: String, known: String },
+}
+
+impl BindError {
+    /// The size of the cell the error is about, if it is about one (its
+    /// declaration is where the message points).
+    pub fn bad_size(&self) -> Option<&BadSize> {
+        match self {
+            BindError::SizeNotPositive { bad, .. } | BindError::SizeOverflow { bad, .. } => {
+                Some(bad)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One axis of one array: `expr` must equal `actual`; `source` says which
@@ -151,18 +168,16 @@ pub fn bind_step(
             .collect();
         let all_flags = flags.iter().all(|f| f.starts_with("-D "));
         let bound_text = flags.join(if all_flags { " " } else { ", " });
-        let (what, expr, shown) = (bad.what, bad.size.to_string(), bad.size.with_values(&bound));
+        let shown = bad.size.with_values(&bound);
         return Err(match bad.value {
             Some(value) => BindError::SizeNotPositive {
-                what,
-                expr,
+                bad: Box::new(bad),
                 shown,
                 value,
                 bound: bound_text,
             },
             None => BindError::SizeOverflow {
-                what,
-                expr,
+                bad: Box::new(bad),
                 shown,
                 bound: bound_text,
             },

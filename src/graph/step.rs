@@ -6,11 +6,14 @@
 
 use super::Graph;
 use super::dim::{Bindings, Dim, Type};
+use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputSig {
     pub name: String,
     pub size: Dim,
+    /// Where the input is declared, for a message about its size.
+    pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub struct StateSig {
     pub init: Init,
     /// How many steps back the cell reads it (0 when it only reads `h_t`).
     pub max_lag: u32,
+    /// Where the state is declared.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +40,8 @@ pub struct ParamSig {
     pub dims: Vec<Dim>,
     /// Whether the shape was written (`param W: [H, X]`) or inferred from use.
     pub declared: bool,
+    /// Where the parameter is declared.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +70,8 @@ pub struct BadSize {
     pub size: Dim,
     /// Its value, or `None` when it does not fit in 64 bits.
     pub value: Option<i64>,
+    /// The declaration it belongs to, for a size of the signature.
+    pub span: Option<Span>,
 }
 
 /// What a step-graph argument stands for.
@@ -126,12 +135,12 @@ impl StepGraph {
     /// unbound is skipped; every name bound is checked, so the runtime can
     /// take each size's value as valid.
     pub fn bad_size(&self, bindings: &Bindings) -> Option<BadSize> {
-        let mut sizes: Vec<(String, &Dim)> = Vec::new();
+        let mut sizes: Vec<(String, &Dim, Option<Span>)> = Vec::new();
         for i in &self.inputs {
-            sizes.push((format!("input `{}`", i.name), &i.size));
+            sizes.push((format!("input `{}`", i.name), &i.size, Some(i.span)));
         }
         for s in &self.states {
-            sizes.push((format!("state `{}`", s.name), &s.size));
+            sizes.push((format!("state `{}`", s.name), &s.size, Some(s.span)));
         }
         for p in &self.params {
             for (axis, d) in p.dims.iter().enumerate() {
@@ -139,12 +148,12 @@ impl StepGraph {
                     1 => format!("parameter `{}`", p.name),
                     _ => format!("parameter `{}`, axis {axis}", p.name),
                 };
-                sizes.push((what, d));
+                sizes.push((what, d, Some(p.span)));
             }
         }
         for o in &self.outputs {
             for d in &o.ty.dims {
-                sizes.push((format!("output `{}`", o.name), d));
+                sizes.push((format!("output `{}`", o.name), d, None));
             }
         }
         for n in self.graph.node_ids() {
@@ -154,24 +163,22 @@ impl StepGraph {
                     Some(l) => format!("`{l}`"),
                     None => format!("a value the step computes (`{}`)", node.op.name()),
                 };
-                sizes.push((what, d));
+                sizes.push((what, d, None));
             }
         }
-        sizes
-            .into_iter()
-            .find_map(|(what, d)| match d.value(bindings) {
-                Ok(Some(v)) if v >= 1 => None,
-                Ok(None) => None,
-                Ok(Some(v)) => Some(BadSize {
-                    what,
-                    size: d.clone(),
-                    value: Some(v),
-                }),
-                Err(_) => Some(BadSize {
-                    what,
-                    size: d.clone(),
-                    value: None,
-                }),
+        sizes.into_iter().find_map(|(what, d, span)| {
+            let value = match d.value(bindings) {
+                Ok(Some(v)) if v >= 1 => return None,
+                Ok(None) => return None,
+                Ok(Some(v)) => Some(v),
+                Err(_) => None,
+            };
+            Some(BadSize {
+                what,
+                size: d.clone(),
+                value,
+                span,
             })
+        })
     }
 }
