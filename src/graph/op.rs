@@ -460,7 +460,7 @@ impl Op {
                 let s = start.eval(ctx.bindings)?;
                 let n = len.eval(ctx.bindings)?;
                 let have = *a.shape().last().expect("vector") as i64;
-                if s < 0 || n < 0 || s + n > have {
+                if s < 0 || n < 0 || s.checked_add(n).is_none_or(|end| end > have) {
                     return Err(format!(
                         "slice of {n} elements from {s} does not fit a vector of {have}"
                     ));
