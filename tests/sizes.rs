@@ -175,6 +175,26 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
                 ],
             ),
             fails(
+                "derived size overflows against an array",
+                &[
+                    "run",
+                    "twice.cell",
+                    "-D",
+                    "H=4611686018427387904",
+                    "--params",
+                    "p.npz",
+                    "--input",
+                    "x3.npy",
+                ],
+                &["size 2*H overflows (parameter `", "2^63-1"],
+            )
+            .with(|dir| {
+                let params = [("W", normal(&[2, 3])), ("U", normal(&[2, 2]))]
+                    .map(|(n, a)| (n.to_string(), ArrayData::F32(a)));
+                write_npz(&dir.join("p.npz"), &params).unwrap();
+            })
+            .without(&["is too large"]),
+            fails(
                 "dimension past 2^63-1 in check",
                 &["check", "diff.cell", "-D", MAX_PLUS],
                 &[

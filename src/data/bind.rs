@@ -47,7 +47,7 @@ pub enum BindError {
         value: i64,
         source_: String,
     },
-    #[error("dimension `{dim}` is too large ({source_})")]
+    #[error("size {dim} overflows ({source_}): sizes are at most {MAX_SIZE} (2^63-1)")]
     TooLarge { dim: String, source_: String },
     #[error("-D {dim}={value} is too large: a dimension is at most {MAX_SIZE} (2^63-1)")]
     DefineTooLarge { dim: String, value: usize },
@@ -241,51 +241,60 @@ fn solve(
                     _ => None,
                 })
                 .collect();
-            // The value of the bound part of the expression (None on overflow).
-            let known_part = |b: &Bindings| -> Option<i64> {
-                let mut v = c.expr.konst;
+            // The value of the bound part of the expression, exact (i128 holds
+            // any coefficient times any value); None only past i128.
+            let known_part = |b: &Bindings| -> Option<i128> {
+                let mut v = i128::from(c.expr.konst);
                 for (a, k) in &c.expr.terms {
                     if let Atom::Sym(s) = a
                         && let Some(n) = b.get(s)
                     {
-                        v = v.checked_add(k.checked_mul(i64::try_from(*n).ok()?)?)?;
+                        let n = i128::try_from(*n).ok()?;
+                        v = v.checked_add(i128::from(*k).checked_mul(n)?)?;
                     }
                 }
                 Some(v)
             };
-            let too_large = || BindError::TooLarge {
-                dim: c.expr.to_string(),
+            let too_large = |dim: String| BindError::TooLarge {
+                dim,
                 source_: c.source.clone(),
             };
+            let actual = c.actual as i128;
             match unknown.as_slice() {
                 [] => {
-                    let expected = known_part(&bound).ok_or_else(too_large)?;
-                    if expected != c.actual as i64 {
+                    let expected = known_part(&bound)
+                        .and_then(|v| i64::try_from(v).ok())
+                        .ok_or_else(|| too_large(c.expr.to_string()))?;
+                    if i128::from(expected) != actual {
                         return Err(conflict(c, expected, &bound, &source));
                     }
                     done[i] = true;
                     progress = true;
                 }
                 [(name, k)] => {
-                    let rest = (c.actual as i64)
-                        .checked_sub(known_part(&bound).ok_or_else(too_large)?)
-                        .ok_or_else(too_large)?;
-                    // `checked_rem` also refuses `i64::MIN % -1`.
-                    if rest.checked_rem(*k) != Some(0) || rest / k < 0 {
+                    let rest = known_part(&bound)
+                        .and_then(|v| actual.checked_sub(v))
+                        .ok_or_else(|| too_large(c.expr.to_string()))?;
+                    let k = i128::from(*k);
+                    if rest % k != 0 || rest / k < 0 {
                         return Err(BindError::Unsolvable {
                             source_: c.source.clone(),
                             expr: c.expr.to_string(),
                             actual: c.actual,
                         });
                     }
-                    if rest / k == 0 {
+                    let value = rest / k;
+                    if value == 0 {
                         return Err(BindError::NotPositive {
                             dim: name.to_string(),
                             value: 0,
                             source_: c.source.clone(),
                         });
                     }
-                    bound.insert(name.to_string(), (rest / k) as usize);
+                    if value > i128::from(MAX_SIZE) {
+                        return Err(too_large(format!("`{name}` = {value}")));
+                    }
+                    bound.insert(name.to_string(), value as usize);
                     source.insert(name.to_string(), c.source.clone());
                     done[i] = true;
                     progress = true;
