@@ -182,10 +182,19 @@ impl StepAdjoint {
         let mut matrices = Vec::new();
         for r in &self.forward.results[n..] {
             let ty = &self.forward.node(r.node).ty;
-            match ty.dims.as_slice() {
-                [] => total = total.add(&crate::graph::dim::Dim::konst(1)),
-                [d] => total = total.add(d),
-                dims => matrices.push(crate::graph::dim::shape_string(dims)),
+            let one = crate::graph::dim::Dim::konst(1);
+            let d = match ty.dims.as_slice() {
+                [] => &one,
+                [d] => d,
+                dims => {
+                    matrices.push(crate::graph::dim::shape_string(dims));
+                    continue;
+                }
+            };
+            // A vector whose size would overflow the sum is listed on its own.
+            match total.add(d) {
+                Ok(t) => total = t,
+                Err(_) => matrices.push(format!("[{d}]")),
             }
         }
         let mut out = total.to_string();

@@ -271,7 +271,9 @@ impl Printer<'_> {
                 }
             }
             Op::Slice { start, len } => {
-                let end = start.add(len);
+                let end = start
+                    .add(len)
+                    .map_or_else(|_| format!("{start}+{len}"), |e| e.to_string());
                 let a = self.wrap(ops[0], 5);
                 if latex {
                     format!("{{{a}}}_{{[{start}:{end}]}}")

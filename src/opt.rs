@@ -223,7 +223,11 @@ fn rewrite(
                 if at == *start && n == *len && same_type(b, p) {
                     found = Some(p);
                 }
-                at = at.add(&n);
+                // Sizes past 64 bits: leave the slice as it is.
+                let Ok(next) = at.add(&n) else {
+                    return Ok(None);
+                };
+                at = next;
             }
             found.map(Rewrite::Use)
         }
@@ -272,8 +276,8 @@ fn common_cuts(b: &Builder, l: &[NodeId], r: &[NodeId]) -> Option<Pieces> {
     let mut out = Vec::new();
     // Whether `a - c` is a positive size (every size is at least 1).
     let longer = |a: &Dim, c: &Dim| {
-        let d = a.sub(c);
-        d != Dim::konst(0) && d.konst >= 0 && d.terms.values().all(|k| *k >= 0)
+        a.sub(c)
+            .is_ok_and(|d| d != Dim::konst(0) && d.konst >= 0 && d.terms.values().all(|k| *k >= 0))
     };
     while let (Some((llen, lnode)), Some((rlen, rnode))) = (lc.clone(), rc.clone()) {
         if llen == rlen {
@@ -282,11 +286,11 @@ fn common_cuts(b: &Builder, l: &[NodeId], r: &[NodeId]) -> Option<Pieces> {
             rc = ri.next().map(|n| part(*n));
         } else if lnode.is_none() && longer(&llen, &rlen) {
             out.push((rlen.clone(), None, rnode));
-            lc = Some((llen.sub(&rlen), None));
+            lc = Some((llen.sub(&rlen).ok()?, None));
             rc = ri.next().map(|n| part(*n));
         } else if rnode.is_none() && longer(&rlen, &llen) {
             out.push((llen.clone(), lnode, None));
-            rc = Some((rlen.sub(&llen), None));
+            rc = Some((rlen.sub(&llen).ok()?, None));
             lc = li.next().map(|n| part(*n));
         } else {
             return None;

@@ -8,7 +8,7 @@
 use super::Checker;
 use super::error::CheckError;
 use super::infer::Unifier;
-use crate::graph::dim::{Atom, Dim};
+use crate::graph::dim::{Atom, Dim, Overflow};
 use crate::graph::step::{
     ArgKind, DimSig, Init, InputSig, OutputSig, ParamSig, StateSig, StepGraph,
 };
@@ -32,11 +32,12 @@ impl Checker {
         // negation is used instead, so that the size grows with it and the
         // values that fit an array are positive.
         for (v, w) in self.unifier.euclid.clone() {
-            let replaced = self.unifier.resolve(&Dim::var(v));
+            let replaced = self.unifier.resolve(&Dim::var(v)).map_err(overflow(cell))?;
             let sign = replaced.terms.get(&Atom::Var(w)).copied().unwrap_or(0);
             if sign < 0 && !self.unifier.subst.contains_key(&w) {
                 let flipped = self.unifier.fresh(self.unifier.origins[w as usize].clone());
-                self.unifier.subst.insert(w, flipped.scale(-1));
+                let negated = flipped.scale(-1).map_err(overflow(cell))?;
+                self.unifier.subst.insert(w, negated);
             }
         }
         // Name the sizes no use fixed, in order of appearance.
@@ -63,7 +64,7 @@ impl Checker {
         used_syms.extend(declared.iter().cloned());
         let mut free: Vec<(u32, String)> = Vec::new();
         let mut name_vars = |d: &Dim, u: &Unifier, free: &mut Vec<(u32, String)>| {
-            for a in u.resolve(d).terms.keys() {
+            for a in u.resolve(d).unwrap_or_else(|_| d.clone()).terms.keys() {
                 if let Atom::Var(v) = a
                     && !free.iter().any(|(x, _)| x == v)
                 {
@@ -87,14 +88,24 @@ impl Checker {
             }
         }
         let unifier = &self.unifier;
+        // Set when a size overflows; reported once all sizes are fixed.
+        let overflowed = std::cell::Cell::new(false);
         let mut fix = |d: &Dim| {
-            unifier.resolve(d).substitute(&mut |a| match a {
-                Atom::Var(v) => free
-                    .iter()
-                    .find(|(x, _)| x == v)
-                    .map(|(_, n)| Dim::sym(n.clone())),
-                Atom::Sym(_) => None,
-            })
+            unifier
+                .resolve(d)
+                .and_then(|r| {
+                    r.substitute(&mut |a| match a {
+                        Atom::Var(v) => free
+                            .iter()
+                            .find(|(x, _)| x == v)
+                            .map(|(_, n)| Dim::sym(n.clone())),
+                        Atom::Sym(_) => None,
+                    })
+                })
+                .unwrap_or_else(|_| {
+                    overflowed.set(true);
+                    d.clone()
+                })
         };
         for n in graph.node_ids() {
             let node = &mut graph.dag[n];
@@ -108,12 +119,16 @@ impl Checker {
             .params
             .iter()
             .zip(&param_dims)
-            .map(|((name, _, shape), dims)| ParamSig {
+            .map(|((name, span, shape), dims)| ParamSig {
                 name: name.clone(),
                 dims: dims.iter().map(&mut fix).collect(),
                 declared: shape.is_some(),
+                span: *span,
             })
             .collect();
+        if overflowed.get() {
+            return Err(overflow(cell)(Overflow));
+        }
         let outputs: Vec<OutputSig> = outputs
             .into_iter()
             .map(|(name, node)| OutputSig {
@@ -140,9 +155,10 @@ impl Checker {
             .states
             .iter()
             .enumerate()
-            .map(|(s, (name, _, size, init))| StateSig {
+            .map(|(s, (name, span, size, init))| StateSig {
                 name: name.clone(),
                 size: size.clone(),
+                span: *span,
                 init: match init {
                     StateInit::Zero => Init::Zero,
                     StateInit::Param => Init::Param(
@@ -165,9 +181,10 @@ impl Checker {
             inputs: self
                 .inputs
                 .iter()
-                .map(|(name, _, size)| InputSig {
+                .map(|(name, span, size)| InputSig {
                     name: name.clone(),
                     size: size.clone(),
+                    span: *span,
                 })
                 .collect(),
             states,
@@ -183,6 +200,16 @@ impl Checker {
             label: "in this cell".into(),
         })?;
         Ok(step)
+    }
+}
+
+/// An inferred size beyond 64 bits; the sizes as written were checked one
+/// by one, so only their combination is left to blame.
+fn overflow(cell: &CellDef) -> impl Fn(Overflow) -> CheckError + '_ {
+    move |e| CheckError::Invalid {
+        message: format!("the sizes this cell's shapes combine to overflow: {e}"),
+        span: cell.name.span,
+        label: "in this cell".into(),
     }
 }
 

@@ -8,7 +8,7 @@
 //! inference runs them with this unifier instead of a second set of rules.
 
 use super::Checker;
-use crate::graph::dim::{Atom, Dim, Type};
+use crate::graph::dim::{Atom, Dim, Overflow, Type};
 use crate::graph::op::DimEq;
 use std::collections::HashMap;
 
@@ -18,6 +18,9 @@ pub(super) struct Unifier {
     pub(super) origins: Vec<String>,
     /// (unknown, the unknown a Euclid step replaced it with), in order.
     pub(super) euclid: Vec<(u32, u32)>,
+    /// Set when solving needed a size beyond 64 bits: the failed equation is
+    /// then reported as an overflow, not as a mismatch.
+    pub(super) overflowed: bool,
 }
 
 impl Unifier {
@@ -25,25 +28,28 @@ impl Unifier {
         self.origins.push(origin);
         Dim::var(self.origins.len() as u32 - 1)
     }
-    pub(super) fn resolve(&self, d: &Dim) -> Dim {
-        d.substitute(&mut |a| match a {
-            Atom::Var(v) => self.subst.get(v).map(|e| self.resolve(e)),
-            Atom::Sym(_) => None,
+    pub(super) fn resolve(&self, d: &Dim) -> Result<Dim, Overflow> {
+        d.try_substitute(&mut |a| match a {
+            Atom::Var(v) => self.subst.get(v).map(|e| self.resolve(e)).transpose(),
+            Atom::Sym(_) => Ok(None),
         })
     }
-    /// `d` resolved, with remaining unknowns shown by their origin names.
+    /// `d` resolved, with remaining unknowns shown by their origin names (for
+    /// messages: a size that overflows is shown as it stands).
     pub(super) fn named(&self, d: &Dim) -> Dim {
-        self.resolve(d).substitute(&mut |a| match a {
+        let d = self.resolve(d).unwrap_or_else(|_| d.clone());
+        d.substitute(&mut |a| match a {
             Atom::Var(v) => Some(Dim::sym(self.origins[*v as usize].clone())),
             Atom::Sym(_) => None,
         })
-    }
-    pub(super) fn resolve_type(&self, t: &Type) -> Type {
-        t.map_dims(&mut |d| self.resolve(d))
+        .unwrap_or(d)
     }
     /// `d / n` as a size, introducing an unknown when `d` is still open.
     pub(super) fn divide(&mut self, d: &Dim, n: i64, origin: String) -> Option<Dim> {
-        let d = self.resolve(d);
+        let Ok(d) = self.resolve(d) else {
+            self.overflowed = true;
+            return None;
+        };
         if let Some(q) = d.div_exact(n) {
             return Some(q);
         }
@@ -51,14 +57,30 @@ impl Unifier {
             return None;
         }
         let q = self.fresh(origin);
-        self.equate(&d, &q.scale(n)).then_some(q)
+        let Ok(qn) = q.scale(n) else {
+            self.overflowed = true;
+            return None;
+        };
+        self.equate(&d, &qn).then_some(q)
     }
 }
 
 impl DimEq for Unifier {
     /// Makes `a = b` hold by solving for unknowns, in whole numbers.
     fn equate(&mut self, a: &Dim, b: &Dim) -> bool {
-        let mut d = self.resolve(a).sub(&self.resolve(b));
+        match self.solve(a, b) {
+            Ok(holds) => holds,
+            Err(Overflow) => {
+                self.overflowed = true;
+                false
+            }
+        }
+    }
+}
+
+impl Unifier {
+    fn solve(&mut self, a: &Dim, b: &Dim) -> Result<bool, Overflow> {
+        let mut d = self.resolve(a)?.sub(&self.resolve(b)?)?;
         loop {
             let vars: Vec<(u32, i64)> = d
                 .terms
@@ -69,29 +91,33 @@ impl DimEq for Unifier {
                 })
                 .collect();
             if vars.is_empty() {
-                return d == Dim::konst(0);
+                return Ok(d == Dim::konst(0));
             }
             // Solve for the newest unknown with a unit coefficient, so that
             // older unknowns (and their names) survive; else for one that
             // divides the rest evenly.
-            let exact = vars.iter().rev().find(|(_, c)| c.abs() == 1).or_else(|| {
-                vars.iter().rev().find(|(v, c)| {
-                    let mut rest = d.clone();
-                    rest.terms.remove(&Atom::Var(*v));
-                    rest.div_exact(*c).is_some()
-                })
-            });
+            let exact = vars
+                .iter()
+                .rev()
+                .find(|(_, c)| c.unsigned_abs() == 1)
+                .or_else(|| {
+                    vars.iter().rev().find(|(v, c)| {
+                        let mut rest = d.clone();
+                        rest.terms.remove(&Atom::Var(*v));
+                        rest.div_exact(*c).is_some()
+                    })
+                });
             if let Some(&(v, c)) = exact {
                 let mut rest = d.clone();
                 rest.terms.remove(&Atom::Var(v));
                 // c·v + rest = 0  ⇒  v = -rest / c
-                let val = rest.scale(-1).div_exact(c).expect("divisible by choice");
+                let val = rest.scale(-1)?.div_exact(c).ok_or(Overflow)?;
                 self.subst.insert(v, val);
-                return true;
+                return Ok(true);
             }
             if vars.len() == 1 {
                 // c·v = -rest with rest not a multiple of c: no whole solution.
-                return false;
+                return Ok(false);
             }
             // A step of Euclid's algorithm (as for any linear equation in
             // whole numbers): with c the smallest coefficient, write
@@ -100,22 +126,23 @@ impl DimEq for Unifier {
             let &(v, c) = vars
                 .iter()
                 .rev()
-                .min_by_key(|(_, c)| c.abs())
+                .min_by_key(|(_, c)| c.unsigned_abs())
                 .expect("two or more unknowns");
             let w = self.fresh(self.origins[v as usize].clone());
             if let Atom::Var(wi) = w.terms.keys().next().expect("a fresh unknown") {
                 self.euclid.push((v, *wi));
             }
-            let mut quotient = Dim::konst(d.konst.div_euclid(c));
+            let mut quotient = Dim::konst(d.konst.checked_div_euclid(c).ok_or(Overflow)?);
             for (atom, ci) in &d.terms {
                 if *atom != Atom::Var(v) {
                     let mut t = Dim::konst(0);
-                    t.terms.insert(atom.clone(), ci.div_euclid(c));
-                    quotient = quotient.add(&t);
+                    t.terms
+                        .insert(atom.clone(), ci.checked_div_euclid(c).ok_or(Overflow)?);
+                    quotient = quotient.add(&t)?;
                 }
             }
-            self.subst.insert(v, w.sub(&quotient));
-            d = self.resolve(&d);
+            self.subst.insert(v, w.sub(&quotient)?);
+            d = self.resolve(&d)?;
         }
     }
 }
@@ -135,9 +162,6 @@ impl Checker {
     /// A type for a message: unknowns are shown by the name they would get
     /// as free sizes (`W_rows`), never as internal numbers.
     pub(super) fn show(&self, t: &Type) -> String {
-        self.unifier
-            .resolve_type(t)
-            .map_dims(&mut |d| self.unifier.named(d))
-            .shape_string()
+        t.map_dims(&mut |d| self.unifier.named(d)).shape_string()
     }
 }

@@ -9,7 +9,7 @@
 use super::error::CheckError;
 use super::{Checker, Entity};
 use crate::diagnostic::closest;
-use crate::graph::op::{Binary, Op, Unary};
+use crate::graph::op::{Binary, Op, ShapeError, Unary};
 use crate::graph::step::ArgKind;
 use crate::graph::{Builder, NodeId};
 use crate::syntax::ast::{self, BinOp, Equation, Expr, ExprKind};
@@ -74,6 +74,9 @@ impl Checker {
                 .unifier
                 .divide(&zt.dims[0], n as i64, format!("{first}_len"))
             else {
+                if self.unifier.overflowed {
+                    return Err(size_overflow(&self.show(&zt), eq.rhs.span));
+                }
                 return Err(CheckError::Shape {
                     message: format!("cannot split {} into {n} equal parts", self.show(&zt)),
                     span: eq.rhs.span,
@@ -83,8 +86,11 @@ impl Checker {
                 });
             };
             for (p, t) in eq.targets.iter().enumerate() {
+                let start = part
+                    .scale(p as i64)
+                    .map_err(|_| size_overflow(&self.show(&zt), eq.rhs.span))?;
                 let op = Op::Slice {
-                    start: part.scale(p as i64),
+                    start,
                     len: part.clone(),
                 };
                 let id = self.node(b, op, &[z], &eq.rhs)?;
@@ -110,9 +116,14 @@ impl Checker {
         args: &[NodeId],
         at: &Expr,
     ) -> Result<NodeId, CheckError> {
-        let id = b
-            .node_with(op, args, &mut self.unifier)
-            .map_err(|e| self.shape_error_nodes(e, at, args, b))?;
+        let id = b.node_with(op, args, &mut self.unifier).map_err(|e| {
+            if self.unifier.overflowed || matches!(e, ShapeError::Overflow { .. }) {
+                let shapes: Vec<String> = args.iter().map(|a| self.show(b.ty(*a))).collect();
+                size_overflow(&shapes.join(" and "), at.span)
+            } else {
+                self.shape_error_nodes(e, at, args, b)
+            }
+        })?;
         self.spans.insert(id, at.span);
         Ok(id)
     }
@@ -258,5 +269,18 @@ impl Checker {
             }
             Lowering::Chunk => unreachable!("refused above"),
         }
+    }
+}
+
+/// Sizes that combine to more than 64 bits hold (a concatenation's sum, a
+/// solved parameter size): an error at the expression, never a wrapped size.
+fn size_overflow(what: &str, span: crate::span::Span) -> CheckError {
+    CheckError::Invalid {
+        message: format!(
+            "the sizes of {what} overflow: {}",
+            crate::graph::dim::Overflow
+        ),
+        span,
+        label: "sizes computed here".into(),
     }
 }

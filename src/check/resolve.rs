@@ -11,7 +11,7 @@ use super::error::CheckError;
 use super::walk::visit;
 use super::{Checker, Entity, OutputRef};
 use crate::diagnostic::closest;
-use crate::graph::dim::Dim;
+use crate::graph::dim::{Dim, Overflow};
 use crate::syntax::ast::{
     self, CellDef, Equation, Expr, ExprKind, Item, SizeExpr, SizeKind, Span, StateInit,
 };
@@ -291,18 +291,41 @@ pub(super) fn size_expr(s: &SizeExpr) -> Result<Dim, CheckError> {
         span: s.span,
         label: label.into(),
     };
+    // Sizes never wrap or saturate: a sum or product past 64 bits is refused
+    // where it is written.
+    let overflow = |_| CheckError::Invalid {
+        message: format!("size `{}` overflows: {Overflow}", written(s)),
+        span: s.span,
+        label: "more than 64 bits can hold".into(),
+    };
     Ok(match &s.kind {
         SizeKind::Int(n) => Dim::konst(*n),
         SizeKind::Name(n) => Dim::sym(n.clone()),
-        SizeKind::Add(a, b) => size_expr(a)?.add(&size_expr(b)?),
-        SizeKind::Sub(a, b) => size_expr(a)?.sub(&size_expr(b)?),
+        SizeKind::Add(a, b) => size_expr(a)?.add(&size_expr(b)?).map_err(overflow)?,
+        SizeKind::Sub(a, b) => size_expr(a)?.sub(&size_expr(b)?).map_err(overflow)?,
         SizeKind::Mul(a, b) => {
             let (a, b) = (size_expr(a)?, size_expr(b)?);
             match (a.as_const(), b.as_const()) {
-                (Some(k), _) => b.scale(k),
-                (_, Some(k)) => a.scale(k),
+                (Some(k), _) => b.scale(k).map_err(overflow)?,
+                (_, Some(k)) => a.scale(k).map_err(overflow)?,
                 _ => return Err(invalid("a product of two names is not a size")),
             }
         }
     })
+}
+
+/// A size as the user wrote it, up to spacing (the folded form would hide
+/// the arithmetic that overflowed).
+fn written(s: &SizeExpr) -> String {
+    let operand = |x: &SizeExpr, tight: bool| match &x.kind {
+        SizeKind::Add(..) | SizeKind::Sub(..) if tight => format!("({})", written(x)),
+        _ => written(x),
+    };
+    match &s.kind {
+        SizeKind::Int(n) => n.to_string(),
+        SizeKind::Name(n) => n.clone(),
+        SizeKind::Add(a, b) => format!("{}+{}", written(a), written(b)),
+        SizeKind::Sub(a, b) => format!("{}-{}", written(a), operand(b, true)),
+        SizeKind::Mul(a, b) => format!("{}*{}", operand(a, true), operand(b, true)),
+    }
 }

@@ -1,6 +1,6 @@
 //! One function per command: load what it takes, run the stages, report.
 
-use super::load::{Converted, load_cell, load_data, read_named};
+use super::load::{Converted, load_cell, load_checked, load_data, read_named};
 use super::progress::Progress;
 use super::report::{check_output, deliver, note, signature, to_array_data, warn_non_finite};
 use super::{DataArgs, EqFormat, Failure, Format};
@@ -9,22 +9,17 @@ use crate::data::bind;
 use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
-use crate::graph::step::StepGraph;
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
 use crate::runtime::kernel::{Interpreted, interpreted_bptt};
 use ndarray::ArrayD;
 use std::path::Path;
 
-fn dim_names(step: &StepGraph) -> Vec<String> {
-    step.dims.iter().map(|d| d.name.clone()).collect()
-}
-
 pub(super) fn cmd_check(path: &Path, define: &[(String, usize)]) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     let defs = bind::defines(define)?;
-    // Checks the names and sizes given.
-    bind::bind_partial(&dim_names(&step), &defs, &[])?;
+    // Checks the names and values given, and every size under them.
+    bind::bind_step(&step, &defs, &[], false).map_err(|e| src.locate(&e))?;
     print!("{}", signature(&step, &defs));
     Ok(())
 }
@@ -107,9 +102,9 @@ pub(super) fn cmd_run<F: Real>(
     d: &DataArgs,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     check_output(out, d, &[])?;
-    let seq = load_data::<F>(&step, d)?;
+    let seq = load_data::<F>(&step, d, &src)?;
     let kernel = Interpreted::new(&step.graph, &seq.bindings, seq.batch)?;
     let progress = Progress::new(seq.steps);
     let mut kernel = progress.ticking(kernel, "forward");
@@ -151,9 +146,9 @@ pub(super) fn cmd_grad<F: Real>(
     cotangent: Option<&Path>,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
-    let step = load_cell(path)?;
+    let (step, src) = load_checked(path)?;
     check_output(out, d, &[cotangent])?;
-    let seq = load_data::<F>(&step, d)?;
+    let seq = load_data::<F>(&step, d, &src)?;
     let cot = match cotangent {
         Some(p) => {
             let mut converted = Converted::default();

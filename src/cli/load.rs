@@ -3,10 +3,11 @@
 //! matched to the cell.
 
 use super::{Backend, DataArgs, Failure};
-use crate::data::bind;
-use crate::data::generate::{self, Generate};
-use crate::data::matching::{self, Named};
+use crate::data::bind::{self, BindError};
+use crate::data::generate::{self, Generate, GenerateError};
+use crate::data::matching::{self, DataError, Named};
 use crate::data::{self, ArrayData, NpyArray};
+use crate::diagnostic::Diagnostic;
 use crate::diagnostic::render_all;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
@@ -16,6 +17,32 @@ use std::path::Path;
 
 /// Reads, parses and checks a cell file; prints its warnings.
 pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
+    Ok(load_checked(path)?.0)
+}
+
+/// A cell file's text, kept so that an error found after checking (a size
+/// under the bindings) points at the declaration, as the checker's do.
+pub struct Source {
+    file: String,
+    text: String,
+}
+
+impl Source {
+    /// The error, at the declaration it is about when it names one.
+    pub(super) fn locate(&self, e: &BindError) -> Failure {
+        match e.bad_size().and_then(|b| b.span) {
+            Some(span) => Failure(
+                Diagnostic::error(e.to_string(), span)
+                    .with_label("declared here")
+                    .render(&self.file, &self.text),
+            ),
+            None => Failure(format!("error: {e}")),
+        }
+    }
+}
+
+/// [`load_cell`], with the cell's text.
+pub fn load_checked(path: &Path) -> Result<(StepGraph, Source), Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure(format!("error: cannot read `{}`: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -36,7 +63,7 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     if !checked.warnings.is_empty() {
         eprint!("{}", render_all(&checked.warnings, &file, &source));
     }
-    Ok(checked.step)
+    Ok((checked.step, Source { file, text: source }))
 }
 
 /// The arrays converted to the run's float type, collected so that one note
@@ -167,8 +194,39 @@ fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
     }
 }
 
+/// Generated input's length and batch, and the seed, when not given.
+const DEFAULT_SEQ: usize = 10;
+const DEFAULT_BATCH: usize = 2;
+const DEFAULT_SEED: u64 = 0;
+
+/// Warns about each flag the run will not use: `--seq` and `--batch` shape
+/// generated input only, and `--seed` draws only what is generated.
+fn warn_ignored(d: &DataArgs) {
+    let given = match (&d.input, &d.inputs) {
+        (Some(p), _) => format!("--input {}", p.display()),
+        (None, Some(p)) => format!("--inputs {}", p.display()),
+        (None, None) => return,
+    };
+    if d.seq.is_some() {
+        eprintln!("warning: --seq is ignored: the sequence length comes from {given}");
+    }
+    if d.batch.is_some() {
+        eprintln!("warning: --batch is ignored: the batch comes from {given}");
+    }
+    if let (Some(_), Some(p)) = (d.seed, &d.params) {
+        eprintln!(
+            "warning: --seed is ignored: nothing is generated (parameters come from --params {}, inputs from {given})",
+            p.display()
+        );
+    }
+}
+
 /// Loads (or generates) everything a run needs and checks it against the cell.
-pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>, Failure> {
+pub fn load_data<F: Real>(
+    step: &StepGraph,
+    d: &DataArgs,
+    src: &Source,
+) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
         return Err(Failure(
             "error: --backend jit is not available yet (the native back end is not built); use --backend interp".into(),
@@ -206,13 +264,18 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         (None, Some(p)) => Some(read_named(p, "input", &mut converted)?),
         (None, None) => None,
     };
+    warn_ignored(d);
     // What was not given is generated; the arrays given fix its dimensions.
     let how = Generate {
-        steps: d.seq,
-        batch: d.batch,
-        seed: d.seed,
+        steps: d.seq.unwrap_or(DEFAULT_SEQ),
+        batch: d.batch.unwrap_or(DEFAULT_BATCH),
+        seed: d.seed.unwrap_or(DEFAULT_SEED),
     };
-    let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
+    let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)
+        .map_err(|e| match e {
+            GenerateError::Bind(b) => src.locate(&b),
+            e => Failure::from(e),
+        })?;
     if generated {
         super::report::note(&format!(
             "using generated {} (seed {})",
@@ -221,7 +284,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
                 (true, false) => "parameters",
                 _ => "inputs",
             },
-            d.seed
+            how.seed
         ));
     }
     let init: Named<F> = match &d.init {
@@ -261,7 +324,8 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         .into_iter()
         .filter(|(name, _)| !name.starts_with("readout."))
         .collect();
-    Ok(matching::prepare(
-        step, params, inputs, init, lengths, &defs, d.reverse,
-    )?)
+    matching::prepare(step, params, inputs, init, lengths, &defs, d.reverse).map_err(|e| match e {
+        DataError::Bind(b) => src.locate(&b),
+        e => Failure::from(e),
+    })
 }

@@ -12,7 +12,7 @@ mod progress;
 mod report;
 mod signals;
 
-pub use load::{load_cell, load_data};
+pub use load::{Source, load_cell, load_checked, load_data};
 pub use report::signature;
 
 use commands::{cmd_bptt, cmd_check, cmd_grad, cmd_graph, cmd_run};
@@ -105,15 +105,19 @@ pub struct DataArgs {
     /// the arrays given
     #[arg(verbatim_doc_comment, short = 'D', value_name = "NAME=SIZE", value_parser = parse_define)]
     pub define: Vec<(String, usize)>,
-    /// Steps T of generated input (used when no input file is given)
-    #[arg(long, value_name = "T", default_value_t = 10)]
-    pub seq: usize,
-    /// Batch B of generated input (used when no input file is given)
-    #[arg(long, value_name = "B", default_value_t = 2)]
-    pub batch: usize,
-    /// Seed of generated parameters and inputs
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    // Options, not defaults, so that a flag the run ignores can be warned
+    // about (`load::DEFAULT_SEQ`, ... fill them in).
+    /// Steps T of generated input (used when no input file is given; 10 when
+    /// left out)
+    #[arg(verbatim_doc_comment, long, value_name = "T")]
+    pub seq: Option<usize>,
+    /// Batch B of generated input (used when no input file is given; 2 when
+    /// left out)
+    #[arg(verbatim_doc_comment, long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// Seed of generated parameters and inputs (0 when left out)
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,10 +273,17 @@ fn parse_define(s: &str) -> Result<(String, usize), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}`: write -D NAME=SIZE"))?;
-    let v: usize = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}`: the size must be a non-negative integer"))?;
+    let value = value.trim();
+    let v: usize = value.parse().map_err(|_| {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                "`{s}`: too large: a dimension is at most {} (2^63-1)",
+                crate::graph::dim::MAX_SIZE
+            )
+        } else {
+            format!("`{s}`: the size must be a non-negative integer")
+        }
+    })?;
     Ok((name.trim().to_string(), v))
 }
 

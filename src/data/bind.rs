@@ -5,7 +5,8 @@
 //! Equations with one unknown name are solved in turn; an equation whose names
 //! are all known is a check. A contradiction names both of its sources.
 
-use crate::graph::dim::{Atom, Bindings, Dim};
+use crate::graph::dim::{Atom, Bindings, Dim, MAX_SIZE};
+use crate::graph::step::{BadSize, StepGraph};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -46,14 +47,52 @@ pub enum BindError {
         value: i64,
         source_: String,
     },
-    #[error("dimension `{dim}` is too large ({source_})")]
+    #[error("size {dim} overflows ({source_}): sizes are at most {MAX_SIZE} (2^63-1)")]
     TooLarge { dim: String, source_: String },
+    #[error("-D {dim}={value} is too large: a dimension is at most {MAX_SIZE} (2^63-1)")]
+    DefineTooLarge { dim: String, value: usize },
+    #[error(
+        "size of {} is {} = {shown} = {value} under {bound}; every size must be at least 1",
+        bad.what,
+        bad.size
+    )]
+    SizeNotPositive {
+        /// The size, whose it is, and the declaration it belongs to.
+        bad: Box<BadSize>,
+        /// The size with the values put in: `1-3`.
+        shown: String,
+        value: i64,
+        bound: String,
+    },
+    #[error(
+        "size of {} is {} = {shown}, which overflows under {bound}: sizes are at most {MAX_SIZE} (2^63-1)",
+        bad.what,
+        bad.size
+    )]
+    SizeOverflow {
+        bad: Box<BadSize>,
+        shown: String,
+        bound: String,
+    },
     #[error("-D {dim} is given twice ({a} and {b})")]
     TwiceDefined { dim: String, a: usize, b: usize },
     #[error("dimension `{dim}` is not bound: give -D {dim}=SIZE or an array that fixes it")]
     Unbound { dim: String },
     #[error("-D {name}: the cell has no dimension `{name}` ({known})")]
     UnknownDefine { name: String, known: String },
+}
+
+impl BindError {
+    /// The size of the cell the error is about, if it is about one (its
+    /// declaration is where the message points).
+    pub fn bad_size(&self) -> Option<&BadSize> {
+        match self {
+            BindError::SizeNotPositive { bad, .. } | BindError::SizeOverflow { bad, .. } => {
+                Some(bad)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One axis of one array: `expr` must equal `actual`; `source` says which
@@ -102,6 +141,61 @@ pub fn bind_partial(
     defines: &Bindings,
     constraints: &[Constraint],
 ) -> Result<Bindings, BindError> {
+    Ok(solve(dims, defines, constraints)?.0)
+}
+
+/// Binds the dimensions of `step` (all of them when `complete`, else those
+/// something fixes) and checks every size of the cell under them: a derived
+/// size such as `H-X` must come out at least 1 and fit in 64 bits. The error
+/// names the size, its arithmetic and where each value came from.
+pub fn bind_step(
+    step: &StepGraph,
+    defines: &Bindings,
+    constraints: &[Constraint],
+    complete: bool,
+) -> Result<Bindings, BindError> {
+    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
+    let (bound, source) = solve(&dims, defines, constraints)?;
+    if let Some(bad) = step.bad_size(&bound) {
+        let flags: Vec<String> = bad
+            .size
+            .symbols()
+            .map(|s| match source.get(s) {
+                Some(from) if from.starts_with("-D ") => from.clone(),
+                Some(from) => format!("{s}={} (from {from})", bound[s]),
+                None => format!("{s}={}", bound[s]),
+            })
+            .collect();
+        let all_flags = flags.iter().all(|f| f.starts_with("-D "));
+        let bound_text = flags.join(if all_flags { " " } else { ", " });
+        let shown = bad.size.with_values(&bound);
+        return Err(match bad.value {
+            Some(value) => BindError::SizeNotPositive {
+                bad: Box::new(bad),
+                shown,
+                value,
+                bound: bound_text,
+            },
+            None => BindError::SizeOverflow {
+                bad: Box::new(bad),
+                shown,
+                bound: bound_text,
+            },
+        });
+    }
+    if complete && let Some(d) = dims.iter().find(|d| !bound.contains_key(*d)) {
+        return Err(BindError::Unbound { dim: d.clone() });
+    }
+    Ok(bound)
+}
+
+/// The bindings, and for each name where its value came from (`-D H=16`,
+/// an array's axis).
+fn solve(
+    dims: &[String],
+    defines: &Bindings,
+    constraints: &[Constraint],
+) -> Result<(Bindings, HashMap<String, String>), BindError> {
     let mut bound: Bindings = Bindings::new();
     let mut source: HashMap<String, String> = HashMap::new();
     for (name, v) in defines {
@@ -120,6 +214,12 @@ pub fn bind_partial(
                 dim: name.clone(),
                 value: 0,
                 source_: format!("-D {name}=0"),
+            });
+        }
+        if *v as u64 > MAX_SIZE {
+            return Err(BindError::DefineTooLarge {
+                dim: name.clone(),
+                value: *v,
             });
         }
         bound.insert(name.clone(), *v);
@@ -141,35 +241,41 @@ pub fn bind_partial(
                     _ => None,
                 })
                 .collect();
-            // The value of the bound part of the expression (None on overflow).
-            let known_part = |b: &Bindings| -> Option<i64> {
-                let mut v = c.expr.konst;
+            // The value of the bound part of the expression, exact (i128 holds
+            // any coefficient times any value); None only past i128.
+            let known_part = |b: &Bindings| -> Option<i128> {
+                let mut v = i128::from(c.expr.konst);
                 for (a, k) in &c.expr.terms {
                     if let Atom::Sym(s) = a
                         && let Some(n) = b.get(s)
                     {
-                        v = v.checked_add(k.checked_mul(i64::try_from(*n).ok()?)?)?;
+                        let n = i128::try_from(*n).ok()?;
+                        v = v.checked_add(i128::from(*k).checked_mul(n)?)?;
                     }
                 }
                 Some(v)
             };
-            let too_large = || BindError::TooLarge {
-                dim: c.expr.to_string(),
+            let too_large = |dim: String| BindError::TooLarge {
+                dim,
                 source_: c.source.clone(),
             };
+            let actual = c.actual as i128;
             match unknown.as_slice() {
                 [] => {
-                    let expected = known_part(&bound).ok_or_else(too_large)?;
-                    if expected != c.actual as i64 {
+                    let expected = known_part(&bound)
+                        .and_then(|v| i64::try_from(v).ok())
+                        .ok_or_else(|| too_large(c.expr.to_string()))?;
+                    if i128::from(expected) != actual {
                         return Err(conflict(c, expected, &bound, &source));
                     }
                     done[i] = true;
                     progress = true;
                 }
                 [(name, k)] => {
-                    let rest = (c.actual as i64)
-                        .checked_sub(known_part(&bound).ok_or_else(too_large)?)
-                        .ok_or_else(too_large)?;
+                    let rest = known_part(&bound)
+                        .and_then(|v| actual.checked_sub(v))
+                        .ok_or_else(|| too_large(c.expr.to_string()))?;
+                    let k = i128::from(*k);
                     if rest % k != 0 || rest / k < 0 {
                         return Err(BindError::Unsolvable {
                             source_: c.source.clone(),
@@ -177,14 +283,18 @@ pub fn bind_partial(
                             actual: c.actual,
                         });
                     }
-                    if rest / k == 0 {
+                    let value = rest / k;
+                    if value == 0 {
                         return Err(BindError::NotPositive {
                             dim: name.to_string(),
                             value: 0,
                             source_: c.source.clone(),
                         });
                     }
-                    bound.insert(name.to_string(), (rest / k) as usize);
+                    if value > i128::from(MAX_SIZE) {
+                        return Err(too_large(format!("`{name}` = {value}")));
+                    }
+                    bound.insert(name.to_string(), value as usize);
                     source.insert(name.to_string(), c.source.clone());
                     done[i] = true;
                     progress = true;
@@ -196,7 +306,7 @@ pub fn bind_partial(
             break;
         }
     }
-    Ok(bound)
+    Ok((bound, source))
 }
 
 /// The clearest account of a failed check: when the expression is one name,

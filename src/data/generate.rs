@@ -34,6 +34,12 @@ pub enum GenerateError {
         "the generated data would hold {total} numbers (more than {LIMIT}); choose smaller sizes"
     )]
     TooLarge { total: usize },
+    #[error("{what} would be 0 ({flag} 0): sizes are at least 1")]
+    NotPositive {
+        /// `"the sequence length"` or `"the batch"`.
+        what: &'static str,
+        flag: &'static str,
+    },
     #[error(transparent)]
     Bind(#[from] BindError),
 }
@@ -118,8 +124,7 @@ pub fn generation_bindings<F: Real>(
             });
         }
     }
-    let names: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
-    let b = bind::bind_partial(&names, &defs, &constraints)?;
+    let b = bind::bind_step(step, &defs, &constraints, false)?;
     let missing: Vec<String> = step
         .dims
         .iter()
@@ -170,6 +175,19 @@ pub fn random_inputs<F: Real>(
     batch: usize,
     rng: &mut SplitMix64,
 ) -> Result<Named<F>, GenerateError> {
+    // As `-D H=0` is refused: an empty run is never what was meant.
+    if steps == 0 {
+        return Err(GenerateError::NotPositive {
+            what: "the sequence length",
+            flag: "--seq",
+        });
+    }
+    if batch == 0 {
+        return Err(GenerateError::NotPositive {
+            what: "the batch",
+            flag: "--batch",
+        });
+    }
     check_size(step.inputs.iter().map(|i| {
         steps
             .saturating_mul(batch)

@@ -2,7 +2,7 @@
 //! input or initial state, whether its shape fits the cell, and what every
 //! dimension is. Every error names the array and says what was expected.
 
-use super::bind::{BindError, Constraint, bind};
+use super::bind::{BindError, Constraint, bind_step};
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
@@ -217,8 +217,7 @@ pub fn prepare<F: Real>(
     }
 
     constraints.extend(param_constraints);
-    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
-    let bindings = bind(&dims, defines, &constraints)?;
+    let bindings = bind_step(step, defines, &constraints, true)?;
 
     let lengths = match lengths {
         None => None,

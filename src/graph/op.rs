@@ -121,6 +121,9 @@ pub enum ShapeError {
         op: &'static str,
         expected: &'static str,
     },
+    /// A size the op computes does not fit in 64 bits.
+    #[error("the size {size} overflows: {}", super::dim::Overflow)]
+    Overflow { size: String },
 }
 
 /// How a shape rule compares sizes: the verifier asks for equality, the checker
@@ -338,7 +341,15 @@ impl Op {
                 let mut n = Dim::konst(0);
                 for a in args {
                     rank(a, 1, "vectors")?;
-                    n = n.add(&a.dims[0]);
+                }
+                for a in args {
+                    n = n.add(&a.dims[0]).map_err(|_| ShapeError::Overflow {
+                        size: args
+                            .iter()
+                            .map(|a| a.dims[0].to_string())
+                            .collect::<Vec<_>>()
+                            .join("+"),
+                    })?;
                 }
                 Type::vector(args.iter().any(|a| a.batched), n)
             }
@@ -449,7 +460,7 @@ impl Op {
                 let s = start.eval(ctx.bindings)?;
                 let n = len.eval(ctx.bindings)?;
                 let have = *a.shape().last().expect("vector") as i64;
-                if s < 0 || n < 0 || s + n > have {
+                if s < 0 || n < 0 || s.checked_add(n).is_none_or(|end| end > have) {
                     return Err(format!(
                         "slice of {n} elements from {s} does not fit a vector of {have}"
                     ));
@@ -602,7 +613,9 @@ impl Op {
                         &[g],
                     )?;
                     out.push(Some(b.unbroadcast(s, a)?));
-                    start = start.add(&len);
+                    start = start.add(&len).map_err(|_| ShapeError::Overflow {
+                        size: format!("{start}+{len}"),
+                    })?;
                 }
                 out
             }
@@ -611,7 +624,12 @@ impl Op {
                 let a = args[0];
                 let n = b.ty(a).dims[0].clone();
                 let batched = b.ty(g).batched;
-                let rest = n.sub(start).sub(len);
+                let rest =
+                    n.sub(start)
+                        .and_then(|r| r.sub(len))
+                        .map_err(|_| ShapeError::Overflow {
+                            size: format!("{n}-{start}-{len}"),
+                        })?;
                 let mut parts = Vec::new();
                 for d in [start.clone(), Dim::konst(-1), rest] {
                     if d == Dim::konst(-1) {

@@ -493,7 +493,10 @@ impl Cursor<'_> {
         loop {
             self.skip_ws();
             let term = self.term()?;
-            d = d.add(&term.scale(sign));
+            d = term
+                .scale(sign)
+                .and_then(|t| d.add(&t))
+                .map_err(|e| self.error(e.to_string()))?;
             self.skip_ws();
             match self.peek() {
                 Some('+') => sign = 1,
@@ -512,7 +515,8 @@ impl Cursor<'_> {
                 if self.peek() == Some('*') {
                     self.bump();
                     self.skip_ws();
-                    Ok(self.atom()?.scale(k))
+                    let a = self.atom()?;
+                    a.scale(k).map_err(|e| self.error(e.to_string()))
                 } else {
                     Ok(Dim::konst(k))
                 }

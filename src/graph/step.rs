@@ -5,12 +5,15 @@
 //! every state's new value (in state order) followed by every output.
 
 use super::Graph;
-use super::dim::{Dim, Type};
+use super::dim::{Bindings, Dim, Type};
+use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputSig {
     pub name: String,
     pub size: Dim,
+    /// Where the input is declared, for a message about its size.
+    pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub struct StateSig {
     pub init: Init,
     /// How many steps back the cell reads it (0 when it only reads `h_t`).
     pub max_lag: u32,
+    /// Where the state is declared.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +40,8 @@ pub struct ParamSig {
     pub dims: Vec<Dim>,
     /// Whether the shape was written (`param W: [H, X]`) or inferred from use.
     pub declared: bool,
+    /// Where the parameter is declared.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +59,19 @@ pub struct DimSig {
     pub free: bool,
     /// For a free dimension, where it comes from, in words.
     pub origin: String,
+}
+
+/// A size of the cell with no valid value under the bindings: it overflows,
+/// or it is zero or negative.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadSize {
+    /// Whose size, in words: ``state `h` ``, ``parameter `W`, axis 0``.
+    pub what: String,
+    pub size: Dim,
+    /// Its value, or `None` when it does not fit in 64 bits.
+    pub value: Option<i64>,
+    /// The declaration it belongs to, for a size of the signature.
+    pub span: Option<Span>,
 }
 
 /// What a step-graph argument stands for.
@@ -107,5 +127,58 @@ impl StepGraph {
     }
     pub fn input_type(&self, i: usize) -> Type {
         Type::vector(true, self.inputs[i].size.clone())
+    }
+
+    /// The first size that is not a count of elements under `bindings`: the
+    /// signature's first (the sizes the user wrote or sees), then those the
+    /// step computes (a concatenation's length). A size with a name left
+    /// unbound is skipped; every name bound is checked, so the runtime can
+    /// take each size's value as valid.
+    pub fn bad_size(&self, bindings: &Bindings) -> Option<BadSize> {
+        let mut sizes: Vec<(String, &Dim, Option<Span>)> = Vec::new();
+        for i in &self.inputs {
+            sizes.push((format!("input `{}`", i.name), &i.size, Some(i.span)));
+        }
+        for s in &self.states {
+            sizes.push((format!("state `{}`", s.name), &s.size, Some(s.span)));
+        }
+        for p in &self.params {
+            for (axis, d) in p.dims.iter().enumerate() {
+                let what = match p.dims.len() {
+                    1 => format!("parameter `{}`", p.name),
+                    _ => format!("parameter `{}`, axis {axis}", p.name),
+                };
+                sizes.push((what, d, Some(p.span)));
+            }
+        }
+        for o in &self.outputs {
+            for d in &o.ty.dims {
+                sizes.push((format!("output `{}`", o.name), d, None));
+            }
+        }
+        for n in self.graph.node_ids() {
+            let node = self.graph.node(n);
+            for d in &node.ty.dims {
+                let what = match &node.label {
+                    Some(l) => format!("`{l}`"),
+                    None => format!("a value the step computes (`{}`)", node.op.name()),
+                };
+                sizes.push((what, d, None));
+            }
+        }
+        sizes.into_iter().find_map(|(what, d, span)| {
+            let value = match d.value(bindings) {
+                Ok(Some(v)) if v >= 1 => return None,
+                Ok(None) => return None,
+                Ok(Some(v)) => Some(v),
+                Err(_) => None,
+            };
+            Some(BadSize {
+                what,
+                size: d.clone(),
+                value,
+                span,
+            })
+        })
     }
 }

@@ -30,7 +30,10 @@ impl<F> Sequences<F> {
     }
 }
 
-/// A dimension's value under the bindings (all are bound after `data::prepare`).
+/// A dimension's value under the bindings. Every size of the cell is bound
+/// and checked (at least 1, within 64 bits) by `data::prepare` before a run;
+/// the 0 for a size that is not is never reached, and would show as an
+/// empty array rather than a crash.
 pub fn size(d: &Dim, bindings: &Bindings) -> usize {
     d.eval(bindings).map_or(0, |v| v.max(0) as usize)
 }
