@@ -1124,3 +1124,190 @@ fn unsupported_compression_is_named() {
         assert!(!msg.contains("corrupt"), "{msg}");
     }
 }
+
+// --- through the command line ------------------------------------------------------
+
+/// Runs `cellc ARGS` with `stdin` written into its standard input through a
+/// pipe.
+fn cellc_with_stdin(dir: &Path, args: &[&str], stdin: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cellc binary runs");
+    let mut pipe = child.stdin.take().expect("a pipe");
+    // cellc may stop reading early; a broken pipe here is no failure.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("cellc ends");
+    writer.join().unwrap();
+    out
+}
+
+fn elman() -> String {
+    format!("{}/models/elman.cell", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn npz_from_a_pipe_says_it_needs_a_file() {
+    let dir = scratch("npz_pipe");
+    let archive = dir.join("p.npz");
+    let u = ArrayData::F32(ArrayD::zeros(IxDyn(&[3, 2])));
+    write_npz(&archive, &[("U".into(), u)]).unwrap();
+    let out = cellc_with_stdin(
+        &dir,
+        &["run", &elman(), "--params", "/dev/stdin", "-o", "o.npz"],
+        fs::read(&archive).unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`/dev/stdin` is a pipe (not seekable): .npz archives need a file; write it to a file first"
+        ),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
+}
+
+#[test]
+fn npy_input_from_a_pipe_is_read_as_a_stream() {
+    let dir = scratch("npy_pipe");
+    let x = dir.join("x.npy");
+    write_npy(&x, &ArrayData::F32(ArrayD::zeros(IxDyn(&[4, 2, 3])))).unwrap();
+    let good = fs::read(&x).unwrap();
+    let args = [
+        "run",
+        &elman(),
+        "--input",
+        "/dev/stdin",
+        "-D",
+        "H=5",
+        "-D",
+        "V_rows=2",
+        "-o",
+        "o.npz",
+    ];
+    let out = cellc_with_stdin(&dir, &args, good.clone());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = read_npz(&dir.join("o.npz")).unwrap();
+    let h = back.iter().find(|(n, _)| n == "h").expect("h");
+    assert_eq!(h.1.shape(), &[4, 2, 5]);
+
+    // A stream longer than its header says is refused, as a file is.
+    fs::remove_file(dir.join("o.npz")).unwrap();
+    let mut long = good.clone();
+    long.extend_from_slice(&[0; 100]);
+    let out = cellc_with_stdin(&dir, &args, long);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`/dev/stdin` has more bytes after the array's data"),
+        "{stderr}"
+    );
+    // And a shorter one.
+    let out = cellc_with_stdin(&dir, &args, good[..good.len() - 8].to_vec());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`/dev/stdin` is truncated: expected 96 bytes of data"),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
+}
+
+/// A stored `.npz` whose last member's data has its last byte flipped: its
+/// header reads, its data fails the checksum.
+fn params_with_corrupt_data(path: &Path, members: &[(&str, &[usize])]) {
+    let arrays: Vec<(String, ArrayData)> = members
+        .iter()
+        .map(|(n, s)| (n.to_string(), ArrayData::F32(ArrayD::zeros(IxDyn(s)))))
+        .collect();
+    write_npz(path, &arrays).unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    let central = zip_records(&bytes, b"PK\x01\x02")[0];
+    // The last data byte of the last member, just before the directory's first
+    // entry (writer-made archives have no data descriptors).
+    bytes[central - 1] ^= 0x5a;
+    fs::write(path, &bytes).unwrap();
+    assert!(matches!(
+        read_npz(path).unwrap_err(),
+        NpyError::CorruptMember { .. }
+    ));
+}
+
+#[test]
+fn parameter_shapes_are_checked_against_the_cell_before_their_data_is_read() {
+    let dir = scratch("declared_shapes");
+    let p = dir.join("p.npz");
+    // U is [H, X]: a rank-3 U is refused from its header, before the corrupt
+    // data of V is met.
+    params_with_corrupt_data(&p, &[("U", &[2, 3, 4]), ("W", &[2, 2]), ("V", &[2, 2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("parameter `U` has shape [2, 3, 4], expected [H, X]"),
+        "{stderr}"
+    );
+
+    // Dimensions too: W says H = 2, -D says 5.
+    params_with_corrupt_data(&p, &[("U", &[2, 3]), ("W", &[2, 2]), ("V", &[2, 2])]);
+    let out = common::cellc(
+        &dir,
+        &[
+            "run",
+            &elman(),
+            "--params",
+            "p.npz",
+            "-D",
+            "H=5",
+            "-o",
+            "o.npz",
+        ],
+    );
+    let stderr = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("dimension `H` is 5 from -D H=5"),
+        "{stderr}"
+    );
+
+    // A name the cell does not have.
+    params_with_corrupt_data(&p, &[("Q", &[2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("`Q` is not a parameter of cell `elman`"),
+        "{stderr}"
+    );
+
+    // A dtype that is no float, from the header too.
+    let ints = dir.join("i.npz");
+    write_npz(
+        &ints,
+        &[("U".into(), ArrayData::Int(ArrayD::zeros(IxDyn(&[2, 3]))))],
+    )
+    .unwrap();
+    let mut bytes = fs::read(&ints).unwrap();
+    let central = zip_records(&bytes, b"PK\x01\x02")[0];
+    bytes[central - 1] ^= 0x5a;
+    fs::write(&ints, &bytes).unwrap();
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "i.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("parameter `U` in `i.npz` has dtype int64; expected float32"),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
+}
