@@ -488,6 +488,13 @@ fn bad_headers() {
         assert!(msg.contains(reason), "{dict}: {msg}");
     }
 
+    let many = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}",
+        "1, ".repeat(65)
+    );
+    let e = read_npy_bytes(&npy_with_header(&many, &[0; 4]), "many").unwrap_err();
+    assert!(e.to_string().contains("'shape' has 65 axes"), "{e}");
+
     let deep = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': {}{}}}",
         "(".repeat(10_000),

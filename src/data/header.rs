@@ -29,6 +29,10 @@ const MAX_HEADER_DEPTH: usize = 32;
 /// refuses headers over 10 000 bytes unless told otherwise.
 const MAX_HEADER_LEN: usize = 1 << 20;
 
+/// NumPy's limit on the number of axes (`NPY_MAXDIMS` since NumPy 2.0); more
+/// is a hostile header, whose shape an archive of many members would keep.
+const MAX_AXES: usize = 64;
+
 /// `(3, 4)`, `(3,)`, `()`, as Python writes tuples.
 pub(super) fn shape_text(shape: &[usize]) -> String {
     match shape {
@@ -209,6 +213,12 @@ fn parse_header(text: &str) -> Result<Header, String> {
     };
     let shape = match shape {
         None => return Err("the header has no 'shape' key".into()),
+        Some(Py::Tuple(items) | Py::List(items)) if items.len() > MAX_AXES => {
+            return Err(format!(
+                "'shape' has {} axes; NumPy arrays have at most {MAX_AXES}",
+                items.len()
+            ));
+        }
         Some(Py::Tuple(items) | Py::List(items)) => {
             let mut shape = Vec::with_capacity(items.len());
             for item in items {

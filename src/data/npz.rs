@@ -1,5 +1,11 @@
 //! The `.npz` container: a zip archive of `NAME.npy` members, read stored
 //! (`numpy.savez`) or deflated (`numpy.savez_compressed`), written stored.
+//!
+//! Reading trusts nothing it has not checked: each member's compression
+//! method and sizes come from the archive's directory, its `.npy` header is
+//! inflated alone, and the two must agree before any data is inflated; the
+//! data is then read to exactly its declared end, plus one byte to see that
+//! nothing follows (which also makes the zip layer check the CRC).
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
