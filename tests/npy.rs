@@ -1290,6 +1290,15 @@ fn parameter_shapes_are_checked_against_the_cell_before_their_data_is_read() {
         "{stderr}"
     );
 
+    // A parameter left out.
+    params_with_corrupt_data(&p, &[("U", &[2, 3]), ("V", &[2, 2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("parameter `W` is missing: expected an array of shape [H, H]"),
+        "{stderr}"
+    );
+
     // A name the cell does not have.
     params_with_corrupt_data(&p, &[("Q", &[2])]);
     let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);

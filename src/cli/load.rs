@@ -121,35 +121,11 @@ fn expect_float<F: Real>(what: &str, header: &NpyHeader) -> Result<(), Failure> 
 fn check_declared(
     step: &StepGraph,
     defs: &Bindings,
-    params: &[(String, Vec<usize>)],
+    params: Option<&[(String, Vec<usize>)]>,
     inputs: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
-    let mut constraints = Vec::new();
-    for (name, shape) in inputs {
-        let Some(i) = step.inputs.iter().position(|s| s.name == *name) else {
-            continue; // prepare names it
-        };
-        let size = &step.inputs[i].size;
-        let shape: Vec<usize> = match shape.as_slice() {
-            [t, n] => vec![*t, 1, *n],
-            [_, _, _] => shape.clone(),
-            _ => {
-                return Err(DataError::Rank {
-                    what: "input",
-                    name: name.clone(),
-                    found: shape.clone(),
-                    expected: format!("[T, B, {size}] or [T, {size}]"),
-                }
-                .into());
-            }
-        };
-        constraints.push(Constraint {
-            expr: size.clone(),
-            actual: shape[2],
-            source: format!("input `{name}` [T, B, {size}] = {shape:?}"),
-        });
-    }
-    for (name, shape) in params {
+    let mut param_constraints = Vec::new();
+    for (name, shape) in params.unwrap_or_default() {
         if name.starts_with("readout.") {
             continue; // left out of run and grad
         }
@@ -177,7 +153,7 @@ fn check_declared(
             .into());
         }
         for (axis, d) in dims.iter().enumerate() {
-            constraints.push(Constraint {
+            param_constraints.push(Constraint {
                 expr: d.clone(),
                 actual: shape[axis],
                 source: format!(
@@ -187,6 +163,45 @@ fn check_declared(
             });
         }
     }
+    if let Some(given) = params
+        && let Some(missing) = step
+            .params
+            .iter()
+            .find(|p| !given.iter().any(|(name, _)| *name == p.name))
+    {
+        return Err(DataError::MissingParam {
+            name: missing.name.clone(),
+            expected: shape_string(&missing.dims),
+        }
+        .into());
+    }
+    let mut constraints = Vec::new();
+    for (name, shape) in inputs {
+        let Some(i) = step.inputs.iter().position(|s| s.name == *name) else {
+            continue; // prepare names it
+        };
+        let size = &step.inputs[i].size;
+        let shape: Vec<usize> = match shape.as_slice() {
+            [t, n] => vec![*t, 1, *n],
+            [_, _, _] => shape.clone(),
+            _ => {
+                return Err(DataError::Rank {
+                    what: "input",
+                    name: name.clone(),
+                    found: shape.clone(),
+                    expected: format!("[T, B, {size}] or [T, {size}]"),
+                }
+                .into());
+            }
+        };
+        constraints.push(Constraint {
+            expr: size.clone(),
+            actual: shape[2],
+            source: format!("input `{name}` [T, B, {size}] = {shape:?}"),
+        });
+    }
+    // Inputs first, as prepare binds them: a wrong parameter is then the one named.
+    constraints.extend(param_constraints);
     let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
     bind::bind_partial(&dims, defs, &constraints)?;
     Ok(())
@@ -242,13 +257,13 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
             .map(|m| (m.name().to_string(), m.header().shape().to_vec()))
             .collect()
     };
-    let param_shapes = params_file.as_ref().map(declared).unwrap_or_default();
+    let param_shapes = params_file.as_ref().map(declared);
     let input_shapes = match &input_file {
         Some(Ok(f)) => vec![(step.inputs[0].name.clone(), f.header().shape().to_vec())],
         Some(Err(f)) => declared(f),
         None => Vec::new(),
     };
-    check_declared(step, &defs, &param_shapes, &input_shapes)?;
+    check_declared(step, &defs, param_shapes.as_deref(), &input_shapes)?;
     let given_params: Option<Named<F>> = match params_file {
         Some(f) => Some(read_opened(f, "parameter")?),
         None => None,
