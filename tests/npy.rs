@@ -488,6 +488,13 @@ fn bad_headers() {
         assert!(msg.contains(reason), "{dict}: {msg}");
     }
 
+    let many = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}",
+        "1, ".repeat(65)
+    );
+    let e = read_npy_bytes(&npy_with_header(&many, &[0; 4]), "many").unwrap_err();
+    assert!(e.to_string().contains("'shape' has 65 axes"), "{e}");
+
     let deep = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': {}{}}}",
         "(".repeat(10_000),
@@ -523,18 +530,25 @@ fn lenient_header_spellings() {
             "{dict}"
         );
     }
-    // Bytes past the data are ignored, as NumPy ignores them.
+    // Bytes past the data are an error: the header declares the data's size.
     let mut long = data.clone();
     long.extend_from_slice(&[9; 7]);
-    let a = read_npy_bytes(
+    let e = read_npy_bytes(
         &npy_with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
             &long,
         ),
-        "x",
+        "`x.npy`",
     )
-    .unwrap();
-    assert_eq!(a.shape(), &[2]);
+    .unwrap_err();
+    assert!(
+        matches!(e, NpyError::TrailingData { extra: Some(7), .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "`x.npy` has 7 bytes after the array's data (a float32 array of shape (2,) is 8 bytes)"
+    );
 }
 
 // --- writing -------------------------------------------------------------------
@@ -887,4 +901,429 @@ fn fuzz_npz_reader() {
         check(&bytes);
     }
     assert_eq!(entries(&dir), ["fuzz.npz"]);
+}
+
+// --- sizes: the header's word, checked before any data is read ------------------
+
+/// An archive of raw `.npy` members, made with the zip crate.
+fn zip_bytes(members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
+    use std::io::Write;
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in members {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// The offsets of every local header (`PK\3\4`) and central directory entry
+/// (`PK\1\2`) in a small archive.
+fn zip_records(bytes: &[u8], signature: &[u8; 4]) -> Vec<usize> {
+    bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == signature)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Sets a little-endian `u32` at `at`.
+fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// `(3,)` float64: 1, 2, 3.
+fn small_f64() -> Vec<u8> {
+    let data: Vec<u8> = [1.0f64, 2.0, 3.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+        &data,
+    )
+}
+
+#[test]
+fn npz_member_with_trailing_data_is_refused_by_its_declared_size() {
+    let dir = scratch("npz_trailing");
+    let mut member = small_f64();
+    member.resize(member.len() + (1 << 20), 0);
+    for deflate in [false, true] {
+        let path = dir.join("t.npz");
+        fs::write(&path, zip_bytes(&[("x.npy", &member)], deflate)).unwrap();
+        let e = read_npz(&path).unwrap_err();
+        assert!(
+            matches!(e, NpyError::TrailingData { extra: Some(n), declared: 24, .. } if n == 1 << 20),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "array `x` in `{}` has 1048576 bytes after the array's data (a float64 array of shape (3,) is 24 bytes)",
+                path.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn npz_member_longer_than_its_directory_says_is_refused_after_one_byte() {
+    // The directory says the member is exactly its array; the deflate stream
+    // holds 1 MiB more. Reading stops one byte past the declared size.
+    let dir = scratch("npz_lying_directory");
+    let exact = small_f64();
+    let mut member = exact.clone();
+    member.resize(member.len() + (1 << 20), 0);
+    let mut bytes = zip_bytes(&[("x.npy", &member)], true);
+    let central = zip_records(&bytes, b"PK\x01\x02");
+    put_u32(&mut bytes, central[0] + 24, exact.len() as u32);
+    let path = dir.join("lie.npz");
+    fs::write(&path, &bytes).unwrap();
+    let file = NpzFile::open(&path).unwrap();
+    assert_eq!(file.members()[0].header().data_len(), 24);
+    // The zip layer or the reader's one extra byte: either way an error
+    // naming the array, not 1 MiB inflated.
+    let e = file.read().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NpyError::TrailingData { extra: None, .. } | NpyError::CorruptMember { .. }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("array `x` in `"), "{e}");
+}
+
+#[test]
+fn npz_member_declaring_a_huge_shape_is_refused_from_its_header() {
+    // [1073741824] float64 is 8 GiB; the member holds 16 bytes of data.
+    let dir = scratch("npz_huge_shape");
+    let member = npy_with_header(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (1073741824,), }",
+        &[0; 16],
+    );
+    for deflate in [false, true] {
+        let path = dir.join("huge.npz");
+        fs::write(&path, zip_bytes(&[("x.npy", &member)], deflate)).unwrap();
+        let e = read_npz(&path).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NpyError::Truncated {
+                    expected: 8589934592,
+                    found: 16,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "array `x` in `{}` is truncated: expected 8589934592 bytes of data for a float64 array of shape (1073741824,), found 16",
+                path.display()
+            )
+        );
+    }
+    // A directory that agrees with the header cannot make 8 GiB out of a few
+    // deflated bytes either.
+    let mut bytes = zip_bytes(&[("x.npy", &member)], true);
+    let central = zip_records(&bytes, b"PK\x01\x02");
+    put_u32(&mut bytes, central[0] + 24, u32::MAX);
+    let path = dir.join("lie.npz");
+    fs::write(&path, &bytes).unwrap();
+    let e = read_npz(&path).unwrap_err();
+    assert!(matches!(e, NpyError::CorruptMember { .. }), "{e:?}");
+    assert!(e.to_string().contains("deflated bytes can hold"), "{e}");
+}
+
+#[test]
+fn npz_member_stored_with_two_sizes_is_corrupt() {
+    let dir = scratch("npz_stored_sizes");
+    let mut bytes = zip_bytes(&[("x.npy", &small_f64())], false);
+    let central = zip_records(&bytes, b"PK\x01\x02");
+    put_u32(&mut bytes, central[0] + 24, 1 << 30);
+    let path = dir.join("s.npz");
+    fs::write(&path, &bytes).unwrap();
+    let e = read_npz(&path).unwrap_err();
+    assert!(matches!(e, NpyError::CorruptMember { .. }), "{e:?}");
+    assert!(e.to_string().contains("says it is stored"), "{e}");
+}
+
+#[test]
+fn npy_file_length_is_checked_against_its_header() {
+    let dir = scratch("npy_length");
+    let good = fs::read(fixture("f32.npy")).unwrap();
+    let long = dir.join("long.npy");
+    let mut bytes = good.clone();
+    bytes.extend_from_slice(&[0; 5]);
+    fs::write(&long, &bytes).unwrap();
+    let file = NpyFile::open(&long);
+    assert!(
+        matches!(file, Err(NpyError::TrailingData { extra: Some(5), .. })),
+        "{file:?}"
+    );
+    let short = dir.join("short.npy");
+    fs::write(&short, &good[..good.len() - 4]).unwrap();
+    let e = read_npy(&short).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "`{}` is truncated: expected 24 bytes of data for a float32 array of shape (2, 3), found 20",
+            short.display()
+        )
+    );
+    // The header alone is enough to see the shape and dtype.
+    let file = NpyFile::open(&fixture("f32.npy")).unwrap();
+    assert_eq!(file.header().shape(), &[2, 3]);
+    assert_eq!(file.header().dtype(), "float32");
+    assert!(file.header().is_float());
+    assert_eq!(file.header().data_len(), 24);
+    assert_eq!(file.read().unwrap().shape(), &[2, 3]);
+}
+
+#[test]
+fn header_length_beyond_the_limit_is_refused_unread() {
+    // A version 2.0 header may claim up to 4 GiB.
+    let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(b"{'descr': '<f4'");
+    let e = read_npy_bytes(&bytes, "`h.npy`").unwrap_err();
+    assert!(matches!(e, NpyError::BadHeader { .. }), "{e:?}");
+    assert!(e.to_string().contains("header length is 4294967295"), "{e}");
+}
+
+#[test]
+fn unsupported_compression_is_named() {
+    let dir = scratch("npz_methods");
+    for (method, name) in [
+        (12u16, "bzip2"),
+        (14, "lzma"),
+        (93, "zstd"),
+        (77, "the unknown method 77"),
+    ] {
+        let mut bytes = zip_bytes(&[("x.npy", &small_f64())], false);
+        for at in zip_records(&bytes, b"PK\x03\x04") {
+            bytes[at + 8..at + 10].copy_from_slice(&method.to_le_bytes());
+        }
+        for at in zip_records(&bytes, b"PK\x01\x02") {
+            bytes[at + 10..at + 12].copy_from_slice(&method.to_le_bytes());
+        }
+        let path = dir.join("m.npz");
+        fs::write(&path, &bytes).unwrap();
+        let e = read_npz(&path).unwrap_err();
+        assert!(matches!(e, NpyError::UnsupportedMember { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "`x.npy` in `{}` is compressed with {name}, which cellc does not support",
+                path.display()
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("corrupt"), "{msg}");
+    }
+}
+
+// --- through the command line ------------------------------------------------------
+
+/// Runs `cellc ARGS` with `stdin` written into its standard input through a
+/// pipe.
+fn cellc_with_stdin(dir: &Path, args: &[&str], stdin: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cellc binary runs");
+    let mut pipe = child.stdin.take().expect("a pipe");
+    // cellc may stop reading early; a broken pipe here is no failure.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("cellc ends");
+    writer.join().unwrap();
+    out
+}
+
+fn elman() -> String {
+    format!("{}/models/elman.cell", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn npz_from_a_pipe_says_it_needs_a_file() {
+    let dir = scratch("npz_pipe");
+    let archive = dir.join("p.npz");
+    let u = ArrayData::F32(ArrayD::zeros(IxDyn(&[3, 2])));
+    write_npz(&archive, &[("U".into(), u)]).unwrap();
+    let out = cellc_with_stdin(
+        &dir,
+        &["run", &elman(), "--params", "/dev/stdin", "-o", "o.npz"],
+        fs::read(&archive).unwrap(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`/dev/stdin` is a pipe (not seekable): .npz archives need a file; write it to a file first"
+        ),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
+}
+
+#[test]
+fn npy_input_from_a_pipe_is_read_as_a_stream() {
+    let dir = scratch("npy_pipe");
+    let x = dir.join("x.npy");
+    write_npy(&x, &ArrayData::F32(ArrayD::zeros(IxDyn(&[4, 2, 3])))).unwrap();
+    let good = fs::read(&x).unwrap();
+    let args = [
+        "run",
+        &elman(),
+        "--input",
+        "/dev/stdin",
+        "-D",
+        "H=5",
+        "-D",
+        "V_rows=2",
+        "-o",
+        "o.npz",
+    ];
+    let out = cellc_with_stdin(&dir, &args, good.clone());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = read_npz(&dir.join("o.npz")).unwrap();
+    let h = back.iter().find(|(n, _)| n == "h").expect("h");
+    assert_eq!(h.1.shape(), &[4, 2, 5]);
+
+    // A stream longer than its header says is refused, as a file is.
+    fs::remove_file(dir.join("o.npz")).unwrap();
+    let mut long = good.clone();
+    long.extend_from_slice(&[0; 100]);
+    let out = cellc_with_stdin(&dir, &args, long);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`/dev/stdin` has more bytes after the array's data"),
+        "{stderr}"
+    );
+    // And a shorter one.
+    let out = cellc_with_stdin(&dir, &args, good[..good.len() - 8].to_vec());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`/dev/stdin` is truncated: expected 96 bytes of data"),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
+}
+
+/// A stored `.npz` whose last member's data has its last byte flipped: its
+/// header reads, its data fails the checksum.
+fn params_with_corrupt_data(path: &Path, members: &[(&str, &[usize])]) {
+    let arrays: Vec<(String, ArrayData)> = members
+        .iter()
+        .map(|(n, s)| (n.to_string(), ArrayData::F32(ArrayD::zeros(IxDyn(s)))))
+        .collect();
+    write_npz(path, &arrays).unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    let central = zip_records(&bytes, b"PK\x01\x02")[0];
+    // The last data byte of the last member, just before the directory's first
+    // entry (writer-made archives have no data descriptors).
+    bytes[central - 1] ^= 0x5a;
+    fs::write(path, &bytes).unwrap();
+    assert!(matches!(
+        read_npz(path).unwrap_err(),
+        NpyError::CorruptMember { .. }
+    ));
+}
+
+#[test]
+fn parameter_shapes_are_checked_against_the_cell_before_their_data_is_read() {
+    let dir = scratch("declared_shapes");
+    let p = dir.join("p.npz");
+    // U is [H, X]: a rank-3 U is refused from its header, before the corrupt
+    // data of V is met.
+    params_with_corrupt_data(&p, &[("U", &[2, 3, 4]), ("W", &[2, 2]), ("V", &[2, 2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("parameter `U` has shape [2, 3, 4], expected [H, X]"),
+        "{stderr}"
+    );
+
+    // Dimensions too: W says H = 2, -D says 5.
+    params_with_corrupt_data(&p, &[("U", &[2, 3]), ("W", &[2, 2]), ("V", &[2, 2])]);
+    let out = common::cellc(
+        &dir,
+        &[
+            "run",
+            &elman(),
+            "--params",
+            "p.npz",
+            "-D",
+            "H=5",
+            "-o",
+            "o.npz",
+        ],
+    );
+    let stderr = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("dimension `H` is 5 from -D H=5"),
+        "{stderr}"
+    );
+
+    // A parameter left out.
+    params_with_corrupt_data(&p, &[("U", &[2, 3]), ("V", &[2, 2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("parameter `W` is missing: expected an array of shape [H, H]"),
+        "{stderr}"
+    );
+
+    // A name the cell does not have.
+    params_with_corrupt_data(&p, &[("Q", &[2])]);
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "p.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("`Q` is not a parameter of cell `elman`"),
+        "{stderr}"
+    );
+
+    // A dtype that is no float, from the header too.
+    let ints = dir.join("i.npz");
+    write_npz(
+        &ints,
+        &[("U".into(), ArrayData::Int(ArrayD::zeros(IxDyn(&[2, 3]))))],
+    )
+    .unwrap();
+    let mut bytes = fs::read(&ints).unwrap();
+    let central = zip_records(&bytes, b"PK\x01\x02")[0];
+    bytes[central - 1] ^= 0x5a;
+    fs::write(&ints, &bytes).unwrap();
+    let out = common::cellc(&dir, &["run", &elman(), "--params", "i.npz", "-o", "o.npz"]);
+    let stderr = common::stderr(&out);
+    assert!(
+        stderr.contains("parameter `U` in `i.npz` has dtype int64; expected float32"),
+        "{stderr}"
+    );
+    assert!(!dir.join("o.npz").exists());
 }

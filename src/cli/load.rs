@@ -3,12 +3,13 @@
 //! matched to the cell.
 
 use super::{Backend, DataArgs, Failure};
-use crate::data::bind::{self, BindError};
+use crate::data::bind::{self, BindError, Constraint};
 use crate::data::generate::{self, Generate, GenerateError};
 use crate::data::matching::{self, DataError, Named};
-use crate::data::{self, ArrayData, NpyArray};
+use crate::data::{self, ArrayData, NpyArray, NpyFile, NpyHeader, NpzFile};
 use crate::diagnostic::Diagnostic;
 use crate::diagnostic::render_all;
+use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
 use crate::runtime::types::Sequences;
@@ -172,18 +173,147 @@ pub(super) fn read_named<F: Real>(
     what: &str,
     converted: &mut Converted,
 ) -> Result<Named<F>, Failure> {
+    read_opened(open_named::<F>(path, what)?, what, converted)
+}
+
+/// Opens an `.npz` and reads its headers; a dtype that is no float is refused
+/// before any data is read.
+fn open_named<F: Real>(path: &Path, what: &str) -> Result<NpzFile, Failure> {
+    let file = NpzFile::open(path)?;
+    for m in file.members() {
+        let array = format!("{what} `{}` in `{}`", m.name(), path.display());
+        expect_float::<F>(&array, m.header())?;
+    }
+    Ok(file)
+}
+
+fn read_opened<F: Real>(
+    file: NpzFile,
+    what: &str,
+    converted: &mut Converted,
+) -> Result<Named<F>, Failure> {
+    let path = file.path().to_path_buf();
     let mut out = Vec::new();
-    for (name, a) in data::read_npz(path)? {
+    for (name, a) in file.read()? {
         let arr = to_float::<F>(
             &format!("{what} `{name}` in `{}`", path.display()),
             a,
-            path,
+            &path,
             Some(&name),
             converted,
         )?;
         out.push((name, arr));
     }
     Ok(out)
+}
+
+/// The error `to_float` gives for a dtype that is no float, from the header.
+fn expect_float<F: Real>(what: &str, header: &NpyHeader) -> Result<(), Failure> {
+    if header.is_float() {
+        return Ok(());
+    }
+    let want = if std::any::type_name::<F>() == "f32" {
+        "float32"
+    } else {
+        "float64"
+    };
+    Err(Failure(format!(
+        "error: {what} has dtype {}; expected {want} (or another float type)",
+        header.dtype()
+    )))
+}
+
+/// The shapes the files declare, checked against the cell before any data is
+/// read, as `matching::prepare` checks the arrays later (same names, ranks
+/// and dimension equations, inputs first): a file of the wrong shape is
+/// refused before it fills memory.
+fn check_declared(
+    step: &StepGraph,
+    defs: &Bindings,
+    params: Option<&[(String, Vec<usize>)]>,
+    inputs: &[(String, Vec<usize>)],
+) -> Result<(), Failure> {
+    let mut param_constraints = Vec::new();
+    for (name, shape) in params.unwrap_or_default() {
+        if name.starts_with("readout.") {
+            continue; // left out of run and grad
+        }
+        let Some(p) = step.param_index(name) else {
+            return Err(DataError::ExtraParam {
+                name: name.clone(),
+                cell: step.name.clone(),
+                known: step
+                    .params
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        };
+        let dims = &step.params[p].dims;
+        if shape.len() != dims.len() {
+            return Err(DataError::Rank {
+                what: "parameter",
+                name: name.clone(),
+                found: shape.clone(),
+                expected: shape_string(dims),
+            }
+            .into());
+        }
+        for (axis, d) in dims.iter().enumerate() {
+            param_constraints.push(Constraint {
+                expr: d.clone(),
+                actual: shape[axis],
+                source: format!(
+                    "parameter `{name}` {shape:?}, axis {axis} of {}",
+                    shape_string(dims)
+                ),
+            });
+        }
+    }
+    if let Some(given) = params
+        && let Some(missing) = step
+            .params
+            .iter()
+            .find(|p| !given.iter().any(|(name, _)| *name == p.name))
+    {
+        return Err(DataError::MissingParam {
+            name: missing.name.clone(),
+            expected: shape_string(&missing.dims),
+        }
+        .into());
+    }
+    let mut constraints = Vec::new();
+    for (name, shape) in inputs {
+        let Some(i) = step.inputs.iter().position(|s| s.name == *name) else {
+            continue; // prepare names it
+        };
+        let size = &step.inputs[i].size;
+        let shape: Vec<usize> = match shape.as_slice() {
+            [t, n] => vec![*t, 1, *n],
+            [_, _, _] => shape.clone(),
+            _ => {
+                return Err(DataError::Rank {
+                    what: "input",
+                    name: name.clone(),
+                    found: shape.clone(),
+                    expected: format!("[T, B, {size}] or [T, {size}]"),
+                }
+                .into());
+            }
+        };
+        constraints.push(Constraint {
+            expr: size.clone(),
+            actual: shape[2],
+            source: format!("input `{name}` [T, B, {size}] = {shape:?}"),
+        });
+    }
+    // Inputs first, as prepare binds them: a wrong parameter is then the one named.
+    constraints.extend(param_constraints);
+    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
+    bind::bind_partial(&dims, defs, &constraints)?;
+    Ok(())
 }
 
 fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
@@ -235,12 +365,13 @@ pub fn load_data<F: Real>(
     let defs = bind::defines(&d.define)?;
     let mut converted = Converted::default();
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
-    // The arrays given, read first: they fix dimensions for what is generated.
-    let given_params: Option<Named<F>> = match &d.params {
-        Some(p) => Some(read_named(p, "parameter", &mut converted)?),
+    // The arrays given: their headers first, checked against the cell, then
+    // their data. They fix dimensions for what is generated.
+    let params_file = match &d.params {
+        Some(p) => Some(open_named::<F>(p, "parameter")?),
         None => None,
     };
-    let given_inputs: Option<Named<F>> = match (&d.input, &d.inputs) {
+    let input_file = match (&d.input, &d.inputs) {
         (Some(p), _) => {
             if step.inputs.len() != 1 {
                 return Err(Failure(format!(
@@ -254,15 +385,46 @@ pub fn load_data<F: Real>(
                         .join(", ")
                 )));
             }
-            let a = data::read_npy(p)?;
-            let what = format!("input `{}`", p.display());
+            let file = NpyFile::open(p)?;
+            expect_float::<F>(&format!("input `{}`", p.display()), file.header())?;
+            Some(Ok(file))
+        }
+        (None, Some(p)) => Some(Err(open_named::<F>(p, "input")?)),
+        (None, None) => None,
+    };
+    let declared = |f: &NpzFile| -> Vec<(String, Vec<usize>)> {
+        f.members()
+            .iter()
+            .map(|m| (m.name().to_string(), m.header().shape().to_vec()))
+            .collect()
+    };
+    let param_shapes = params_file.as_ref().map(declared);
+    let input_shapes = match &input_file {
+        Some(Ok(f)) => vec![(step.inputs[0].name.clone(), f.header().shape().to_vec())],
+        Some(Err(f)) => declared(f),
+        None => Vec::new(),
+    };
+    check_declared(step, &defs, param_shapes.as_deref(), &input_shapes)?;
+    let given_params: Option<Named<F>> = match params_file {
+        Some(f) => Some(read_opened(f, "parameter", &mut converted)?),
+        None => None,
+    };
+    let given_inputs: Option<Named<F>> = match input_file {
+        Some(Ok(file)) => {
+            let what = format!("input `{}`", d.input.as_ref().expect("--input").display());
             Some(vec![(
                 step.inputs[0].name.clone(),
-                to_float::<F>(&what, a, p, None, &mut converted)?,
+                to_float::<F>(
+                    &what,
+                    file.read()?,
+                    d.input.as_deref().expect("--input"),
+                    None,
+                    &mut converted,
+                )?,
             )])
         }
-        (None, Some(p)) => Some(read_named(p, "input", &mut converted)?),
-        (None, None) => None,
+        Some(Err(f)) => Some(read_opened(f, "input", &mut converted)?),
+        None => None,
     };
     warn_ignored(d);
     // What was not given is generated; the arrays given fix its dimensions.

@@ -42,6 +42,30 @@ pub enum NpyError {
         found: u64,
     },
 
+    /// Bytes follow the data the header declares. `extra` is how many, when
+    /// known (a file's length or a zip member's size), or `None` for a stream.
+    #[error(
+        "{what} has {} after the array's data ({array} is {declared} bytes)",
+        .extra.map_or("more bytes".to_string(), |n| format!("{n} bytes"))
+    )]
+    TrailingData {
+        what: String,
+        extra: Option<u64>,
+        /// "a float32 array of shape (3, 4)".
+        array: String,
+        declared: u64,
+    },
+
+    /// The memory for the declared array could not be set aside.
+    #[error(
+        "{what} is {array}, which needs {bytes} bytes of memory, and they could not be allocated"
+    )]
+    OutOfMemory {
+        what: String,
+        array: String,
+        bytes: u64,
+    },
+
     /// The header is not what the format prescribes.
     #[error("{what} has a bad NumPy header: {reason}")]
     BadHeader { what: String, reason: String },
@@ -65,6 +89,22 @@ pub enum NpyError {
     /// An `.npz` path that is not a zip archive.
     #[error("`{}` is not an npz file: {reason}", path.display())]
     NotZip { path: PathBuf, reason: String },
+
+    /// An `.npz` given as a pipe, socket or terminal: a zip archive's
+    /// directory is at its end, so it must be read from a file.
+    #[error("`{}` is {kind} (not seekable): .npz archives need a file; write it to a file first", path.display())]
+    NotSeekable { path: PathBuf, kind: &'static str },
+
+    /// An `.npz` member compressed with a method other than stored and
+    /// deflate, or encrypted.
+    #[error("`{member}` in `{}` is {how}, which cellc does not support (numpy.savez stores arrays and numpy.savez_compressed deflates them; cellc reads both)", path.display())]
+    UnsupportedMember {
+        path: PathBuf,
+        /// The member's name in the archive, `NAME.npy`.
+        member: String,
+        /// "compressed with bzip2", "encrypted".
+        how: String,
+    },
 
     /// An `.npz` member whose name does not end in `.npy`.
     #[error("`{}` holds the member `{name}`, which is not a .npy file (an npz archive holds only NAME.npy members)", path.display())]

@@ -4,6 +4,8 @@
 //! reading (with a small parser for the literals it may hold) and formatted,
 //! byte for byte as NumPy does, when writing.
 
+use std::io::{self, Read};
+
 use super::array::ArrayData;
 use super::error::NpyError;
 
@@ -22,6 +24,15 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// recursive literal parser's stack bounded on hostile input).
 const MAX_HEADER_DEPTH: usize = 32;
 
+/// Longer headers are refused before they are read, so that a hostile length
+/// field cannot make the reader take gigabytes for a header. NumPy itself
+/// refuses headers over 10 000 bytes unless told otherwise.
+const MAX_HEADER_LEN: usize = 1 << 20;
+
+/// NumPy's limit on the number of axes (`NPY_MAXDIMS` since NumPy 2.0); more
+/// is a hostile header, whose shape an archive of many members would keep.
+const MAX_AXES: usize = 64;
+
 /// `(3, 4)`, `(3,)`, `()`, as Python writes tuples.
 pub(super) fn shape_text(shape: &[usize]) -> String {
     match shape {
@@ -35,6 +46,40 @@ pub(super) fn shape_text(shape: &[usize]) -> String {
 }
 
 // --- reading ------------------------------------------------------------------
+
+/// Reads from a stream the magic string, the version, the header's length and
+/// the header, and not one byte of data. The bytes returned may stop short
+/// where the stream ended or the start is not a NumPy header; [`read_header`]
+/// then says why.
+pub(super) fn read_header_bytes<R: Read>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(128);
+    let mut take = |n: usize, head: &mut Vec<u8>| -> io::Result<bool> {
+        let want = head.len() + n;
+        reader.by_ref().take(n as u64).read_to_end(head)?;
+        Ok(head.len() == want)
+    };
+    if !take(8, &mut head)? || head[..MAGIC.len()] != *MAGIC {
+        return Ok(head);
+    }
+    // Version 1.0 has a two-byte length; an unknown version is refused later.
+    let len_size = if head[6] == 1 { 2 } else { 4 };
+    if !take(len_size, &mut head)? {
+        return Ok(head);
+    }
+    let header_len = header_len(&head[8..]);
+    if header_len <= MAX_HEADER_LEN {
+        take(header_len, &mut head)?;
+    }
+    Ok(head)
+}
+
+/// The little-endian header length.
+fn header_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+}
 
 /// Reads the start of `.npy` bytes: the magic string, the format version, the
 /// header's length and the header itself. Returns the header and the offset at
@@ -81,10 +126,15 @@ pub(super) fn read_header(bytes: &[u8], what: &str) -> Result<(Header, usize), N
     let Some(len_bytes) = bytes.get(8..prefix) else {
         return Err(header_too_short(prefix));
     };
-    let header_len = len_bytes
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let header_len = header_len(len_bytes);
+    if header_len > MAX_HEADER_LEN {
+        return Err(NpyError::BadHeader {
+            what,
+            reason: format!(
+                "its header length is {header_len} bytes; cellc reads headers of up to {MAX_HEADER_LEN} bytes"
+            ),
+        });
+    }
     let data_start = prefix + header_len;
     let Some(header_bytes) = bytes.get(prefix..data_start) else {
         return Err(header_too_short(data_start));
@@ -163,6 +213,12 @@ fn parse_header(text: &str) -> Result<Header, String> {
     };
     let shape = match shape {
         None => return Err("the header has no 'shape' key".into()),
+        Some(Py::Tuple(items) | Py::List(items)) if items.len() > MAX_AXES => {
+            return Err(format!(
+                "'shape' has {} axes; NumPy arrays have at most {MAX_AXES}",
+                items.len()
+            ));
+        }
         Some(Py::Tuple(items) | Py::List(items)) => {
             let mut shape = Vec::with_capacity(items.len());
             for item in items {

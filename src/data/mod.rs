@@ -23,6 +23,15 @@
 //! [`NpyError`] that names the file, and inside an `.npz` the array; no input
 //! makes the reader panic.
 //!
+//! Reading has two steps, so that nothing is allocated or inflated for data
+//! that will be refused: [`NpyFile::open`] and [`NpzFile::open`] read only the
+//! headers ([`NpyHeader`]: dtype, shape, the data's size) and check those
+//! sizes against the file's length or the archive's directory; the caller
+//! checks names, dtypes and shapes; then `read` takes exactly the declared
+//! bytes. Bytes after them are an error, as is an archive member compressed
+//! other than stored or deflate. An `.npz` must be a file (the zip directory is
+//! at its end); an `.npy` may come through a pipe.
+//!
 //! Writing produces what `numpy.save` and `numpy.savez` produce (version 1.0
 //! headers padded so the data starts on a 64-byte boundary; uncompressed
 //! archives), and is atomic: the bytes go to a temporary file beside the target,
@@ -42,6 +51,6 @@ mod write;
 
 pub use array::{ArrayData, NpyArray};
 pub use error::NpyError;
-pub use npz::{read_npz, write_npz};
-pub use read::{read_npy, read_npy_bytes};
+pub use npz::{NpzFile, NpzMember, read_npz, write_npz};
+pub use read::{NpyFile, NpyHeader, read_npy, read_npy_bytes};
 pub use write::{check_writable, remove_temporaries, write_npy};
