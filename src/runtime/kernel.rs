@@ -29,6 +29,8 @@ pub enum KernelError {
     },
     #[error("the size of `{name}` cannot be computed: {message}")]
     Size { name: String, message: String },
+    #[error(transparent)]
+    Memory(#[from] super::memory::MemoryError),
 }
 
 /// One compiled step.
