@@ -10,6 +10,8 @@ use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::StepGraph;
 use crate::runtime::forward;
+use crate::runtime::memory::Pass;
+use crate::runtime::types::Trajectory;
 use std::path::Path;
 
 fn dim_names(step: &StepGraph) -> Vec<String> {
@@ -98,29 +100,33 @@ pub(super) fn cmd_graph(
     Ok(())
 }
 
-pub(super) fn cmd_run<F: Real>(
+pub(super) fn cmd_run<F: Real + 'static>(
     path: &Path,
     d: &DataArgs,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let step = load_cell(path)?;
     check_output_dir(out)?;
-    let seq = load_data::<F>(&step, d)?;
+    let seq = load_data::<F>(&step, d, Pass::Run)?;
     let traj = forward::forward(&step, &seq)?;
+    // The arrays are moved, not copied, and the history is let go: what a run
+    // holds while it writes is no more than what it held while it ran.
+    let Trajectory {
+        outputs,
+        last,
+        history,
+    } = traj;
+    drop(history);
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
-    for (o, sig) in step.outputs.iter().enumerate() {
+    for (sig, mut a) in step.outputs.iter().zip(outputs) {
         // Every output is `[T, B, n]`; a scalar one has n = 1.
-        let mut a = traj.outputs[o].clone();
         if a.ndim() == 2 {
             a = a.insert_axis(ndarray::Axis(2));
         }
         arrays.push((sig.name.clone(), to_array_data(a)));
     }
-    for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((
-            format!("{}.last", sig.name),
-            to_array_data(traj.last[s].clone().into_dyn()),
-        ));
+    for (sig, a) in step.states.iter().zip(last) {
+        arrays.push((format!("{}.last", sig.name), to_array_data(a.into_dyn())));
     }
     deliver(&step, &seq, &arrays, out)
 }
@@ -136,7 +142,7 @@ pub(super) fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) fn cmd_grad<F: Real>(
+pub(super) fn cmd_grad<F: Real + 'static>(
     path: &Path,
     d: &DataArgs,
     cotangent: Option<&Path>,
@@ -144,7 +150,9 @@ pub(super) fn cmd_grad<F: Real>(
 ) -> Result<(), Failure> {
     let step = load_cell(path)?;
     check_output_dir(out)?;
-    let seq = load_data::<F>(&step, d)?;
+    // Differentiated first: the memory estimate counts its residuals.
+    let adj = crate::pipeline::differentiate_step(&step)?;
+    let seq = load_data::<F>(&step, d, Pass::Grad(&adj))?;
     let cot = match cotangent {
         Some(p) => {
             let named = read_named::<F>(p, "cotangent")?;
@@ -157,23 +165,17 @@ pub(super) fn cmd_grad<F: Real>(
             matching::ones_cotangents(&step, &seq)
         }
     };
-    let adj = crate::pipeline::differentiate_step(&step)?;
     let g = crate::runtime::backward::backward(&step, &adj, &seq, &cot)?;
+    drop(cot);
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
-    for (p, sig) in step.params.iter().enumerate() {
-        arrays.push((sig.name.clone(), to_array_data(g.params[p].clone())));
+    for (sig, a) in step.params.iter().zip(g.params) {
+        arrays.push((sig.name.clone(), to_array_data(a)));
     }
-    for (i, sig) in step.inputs.iter().enumerate() {
-        arrays.push((
-            sig.name.clone(),
-            to_array_data(g.inputs[i].clone().into_dyn()),
-        ));
+    for (sig, a) in step.inputs.iter().zip(g.inputs) {
+        arrays.push((sig.name.clone(), to_array_data(a.into_dyn())));
     }
-    for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((
-            format!("{}.init", sig.name),
-            to_array_data(g.init[s].clone().into_dyn()),
-        ));
+    for (sig, a) in step.states.iter().zip(g.init) {
+        arrays.push((format!("{}.init", sig.name), to_array_data(a.into_dyn())));
     }
     deliver(&step, &seq, &arrays, out)
 }

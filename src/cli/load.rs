@@ -10,8 +10,10 @@ use crate::data::{self, ArrayData, NpyArray};
 use crate::diagnostic::render_all;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
+use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Sequences;
 use ndarray::ArrayD;
+use std::any::Any;
 use std::path::Path;
 
 /// Reads, parses and checks a cell file; prints its warnings.
@@ -39,8 +41,23 @@ pub fn load_cell(path: &Path) -> Result<StepGraph, Failure> {
     Ok(checked.step)
 }
 
+/// `x` as an array of `F`: moved when it already is one (a large array is not
+/// copied), converted otherwise.
+pub(super) fn cast<F: Real + 'static, G: Real + 'static>(x: ArrayD<G>) -> ArrayD<F> {
+    let mut slot = Some(x);
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<ArrayD<F>>>()
+        && let Some(x) = same.take()
+    {
+        return x;
+    }
+    match slot {
+        Some(x) => x.mapv(|v| num_traits::NumCast::from(v).unwrap_or_else(F::nan)),
+        None => ArrayD::zeros(ndarray::IxDyn(&[0])),
+    }
+}
+
 /// Converts a file's array to the run's float type, saying so when it converts.
-fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, Failure> {
+fn to_float<F: Real + 'static>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, Failure> {
     let want = std::any::type_name::<F>();
     let want_np = if want == "f32" { "float32" } else { "float64" };
     let conv = |from: &str| {
@@ -53,13 +70,13 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
             if want != "f32" || a.dtype == "float16" {
                 conv(&a.dtype);
             }
-            Ok(x.mapv(|v| F::from_f32(v).unwrap_or_else(F::nan)))
+            Ok(cast(x))
         }
         ArrayData::F64(x) => {
             if want != "f64" {
                 conv(&a.dtype);
             }
-            Ok(x.mapv(|v| F::from_f64(v).unwrap_or_else(F::nan)))
+            Ok(cast(x))
         }
         ArrayData::Int(_) | ArrayData::Bool(_) => Err(Failure(format!(
             "error: {what} has dtype {}; expected {want_np} (or another float type)",
@@ -68,7 +85,7 @@ fn to_float<F: Real>(what: &str, a: NpyArray, quiet: bool) -> Result<ArrayD<F>, 
     }
 }
 
-pub(super) fn read_named<F: Real>(path: &Path, what: &str) -> Result<Named<F>, Failure> {
+pub(super) fn read_named<F: Real + 'static>(path: &Path, what: &str) -> Result<Named<F>, Failure> {
     let mut out = Vec::new();
     for (name, a) in data::read_npz(path)? {
         let arr = to_float::<F>(
@@ -90,12 +107,30 @@ fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
 }
 
 /// Loads (or generates) everything a run needs and checks it against the cell.
-pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>, Failure> {
+/// A run estimated to need more memory than it may use (see
+/// [`memory::available`]) is refused before anything is generated, and before
+/// it runs.
+pub fn load_data<F: Real + 'static>(
+    step: &StepGraph,
+    d: &DataArgs,
+    pass: Pass<'_>,
+) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
         return Err(Failure(
             "error: --backend jit is not available yet (native code generation is part 3); use --backend interp".into(),
         ));
     }
+    // Taken before anything is read: what the process maps from here on is
+    // the run's own, and the estimate counts it.
+    let limit = memory::available(d.max_memory);
+    let what = match pass {
+        Pass::Run => "run",
+        Pass::Grad(_) => "grad",
+    };
+    let fits = |bindings: &_, steps, batch| {
+        let e = memory::estimate(step, pass, bindings, steps, batch, size_of::<F>());
+        memory::check(what, e, limit.as_ref())
+    };
     let defs = bind::defines(&d.define)?;
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
     // The arrays given, read first: they fix dimensions for what is generated.
@@ -133,6 +168,24 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         batch: d.batch,
         seed: d.seed,
     };
+    if generated {
+        let bindings = generate::generation_bindings(
+            step,
+            &defs,
+            given_params.as_ref(),
+            given_inputs.as_ref(),
+        )?;
+        // The sequences given fix T and B; generated ones take --seq, --batch.
+        let (steps, batch) = match given_inputs.as_ref().and_then(|x| x.first()) {
+            Some((_, x)) => match x.shape() {
+                [t, b, _] => (*t, *b),
+                [t, ..] => (*t, 1),
+                [] => (0, 0),
+            },
+            None => (d.seq, d.batch),
+        };
+        fits(&bindings, steps, batch)?;
+    }
     let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)?;
     if generated {
         eprintln!(
@@ -181,7 +234,7 @@ pub fn load_data<F: Real>(step: &StepGraph, d: &DataArgs) -> Result<Sequences<F>
         .into_iter()
         .filter(|(name, _)| !name.starts_with("readout."))
         .collect();
-    Ok(matching::prepare(
-        step, params, inputs, init, lengths, &defs, d.reverse,
-    )?)
+    let seq = matching::prepare(step, params, inputs, init, lengths, &defs, d.reverse)?;
+    fits(&seq.bindings, seq.steps, seq.batch)?;
+    Ok(seq)
 }

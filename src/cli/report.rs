@@ -91,11 +91,12 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
     out
 }
 
-pub(super) fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {
+/// Moved, not copied: an output can be the largest array of a run.
+pub(super) fn to_array_data<F: Real + 'static>(a: ArrayD<F>) -> ArrayData {
     if std::any::type_name::<F>() == "f32" {
-        ArrayData::F32(a.mapv(|v| v.to_f32().unwrap_or(f32::NAN)))
+        ArrayData::F32(super::load::cast(a))
     } else {
-        ArrayData::F64(a.mapv(|v| v.to_f64().unwrap_or(f64::NAN)))
+        ArrayData::F64(super::load::cast(a))
     }
 }
 
