@@ -147,7 +147,7 @@ fn a_run_that_fits_is_not_refused() {
     let small = ["-D", "H=16", "-D", "X=8", "--seq", "20", "--batch", "4"];
     for cmd in ["run", "grad"] {
         // Under the user's figure, and under the address-space limit.
-        for (kib, max) in [(None, Some("1M")), (Some(LIMIT_KIB), None)] {
+        for (kib, max) in [(None, Some("20M")), (Some(LIMIT_KIB), None)] {
             let mut all = vec![cmd, lstm.as_str()];
             all.extend(small);
             if let Some(m) = max {
