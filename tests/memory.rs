@@ -215,3 +215,52 @@ fn max_memory_rejects_a_size_it_cannot_read() {
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(err.contains("2G, 512M, 1.5GB"), "{}", text(&o));
 }
+
+/// The bytes of a list of arrays.
+fn held<D: ndarray::Dimension>(arrays: &[ndarray::Array<f64, D>]) -> u128 {
+    arrays.iter().map(|a| a.len() as u128 * 8).sum()
+}
+
+#[test]
+fn the_estimate_counts_exactly_the_buffers_the_drivers_allocate() {
+    use cellc::pipeline::differentiate_step;
+    use cellc::runtime::forward::{initial_history, run_forward};
+    use cellc::runtime::kernel::Interpreted;
+    use cellc::runtime::memory::{Pass, estimate};
+    let dir = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).unwrap();
+    let mut models: Vec<_> = dir
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cell"))
+        .collect();
+    models.sort();
+    assert!(models.len() > 10, "the models were not found");
+    for path in models {
+        let step = common::load(path.to_str().unwrap());
+        let adj = differentiate_step(&step).unwrap();
+        let t = 7;
+        let p = common::problem(&step, t, None, false, false, 1);
+        let (seq, batch) = (&p.seq, p.seq.batch);
+        let mut k = Interpreted::new(&adj.forward, &seq.bindings, batch).unwrap();
+        let (traj, residuals) =
+            run_forward(&step, &mut k, seq, initial_history(&step, seq)).unwrap();
+        let est = estimate(&step, Pass::Grad(&adj), &seq.bindings, t, batch, 8);
+        let part = |name: &str| {
+            est.parts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no part {name}"))
+                .1
+        };
+        let name = path.display();
+        assert_eq!(part("parameters"), held(&seq.params), "{name}");
+        assert_eq!(part("inputs"), held(&seq.inputs), "{name}");
+        assert_eq!(part("state histories"), held(&traj.history), "{name}");
+        assert_eq!(part("outputs"), held(&traj.outputs), "{name}");
+        assert_eq!(part("residuals"), held(&residuals), "{name}");
+        let run = estimate(&step, Pass::Run, &seq.bindings, t, batch, 8);
+        assert!(
+            run.total() < est.total(),
+            "{name}: BPTT holds more than a run"
+        );
+    }
+}

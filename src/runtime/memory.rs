@@ -137,7 +137,9 @@ pub fn estimate(
         .inputs
         .iter()
         .map(|i| product(t * b, std::slice::from_ref(&i.size), bindings)));
-    let k = super::forward::history_depth(step) as u128;
+    // As `forward::history_depth`, which this module does not import (the
+    // drivers import it).
+    let k = step.max_lag().max(1) as u128;
     let states = sum(&mut step
         .states
         .iter()
