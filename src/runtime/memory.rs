@@ -53,7 +53,7 @@ pub struct Limit {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum MemoryError {
     #[error(
-        "this {what} needs about {} ({}), more than the {} available ({}); use --max-memory to change the limit, or shorter sequences (--seq) or a smaller batch (--batch)",
+        "this {what} needs about {} ({}), more than the {} available ({}); choose smaller sizes, shorter sequences (--seq) or a smaller batch (--batch), or set the limit with --max-memory",
         bytes(estimate.total()),
         estimate.parts.iter().map(|(n, b)| format!("{n} {}", bytes(*b))).collect::<Vec<_>>().join(", "),
         bytes(limit.bytes),
@@ -153,6 +153,11 @@ pub fn estimate(
         .inputs
         .iter()
         .map(|i| product(b, std::slice::from_ref(&i.size), bindings)));
+    // Final states (`NAME.last`) and their gradients (`NAME.init`).
+    let last = sum(&mut step
+        .states
+        .iter()
+        .map(|s| product(b, std::slice::from_ref(&s.size), bindings)));
     let bytes = |n: u128| n.saturating_mul(elem as u128);
     let mut parts = match pass {
         Pass::Run => vec![
@@ -164,6 +169,9 @@ pub fn estimate(
                 "workspace",
                 bytes(step_workspace(&step.graph, batch, bindings).saturating_add(scratch)),
             ),
+            // The `.npz` is made in memory before it is written (or, with no
+            // `-o`, each array is copied for its summary).
+            ("writing", bytes(outputs.saturating_add(last))),
         ],
         Pass::Grad(adj) => {
             let n = step.graph.results.len();
@@ -185,6 +193,10 @@ pub fn estimate(
                 // Of the parameters and the inputs.
                 ("gradients", bytes(params.saturating_add(inputs))),
                 ("workspace", bytes(work)),
+                (
+                    "writing",
+                    bytes(params.saturating_add(inputs).saturating_add(last)),
+                ),
             ]
         }
     };
