@@ -12,6 +12,8 @@ use crate::graph::print;
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
 use crate::runtime::kernel::{Interpreted, interpreted_bptt};
+use crate::runtime::memory::Pass;
+use crate::runtime::types::Trajectory;
 use ndarray::ArrayD;
 use std::path::Path;
 
@@ -97,34 +99,41 @@ pub(super) fn cmd_graph(
     Ok(())
 }
 
-pub(super) fn cmd_run<F: Real>(
+pub(super) fn cmd_run<F: Real + 'static>(
     path: &Path,
     d: &DataArgs,
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let (step, src) = load_checked(path)?;
     check_output(out, d, &[])?;
-    let seq = load_data::<F>(&step, d, &src)?;
+    let seq = load_data::<F>(&step, d, &src, Pass::Run)?;
     let kernel = Interpreted::new(&step.graph, &seq.bindings, seq.batch)?;
     let progress = Progress::new(seq.steps);
     let mut kernel = progress.ticking(kernel, "forward");
     let history = initial_history(&step, &seq);
     let traj = run_forward(&step, &mut kernel, &seq, history)?.0;
     progress.finish();
+    // The arrays are moved, not copied, and the history is let go: what a run
+    // holds while it writes is no more than what it held while it ran.
+    let Trajectory {
+        outputs,
+        last,
+        history,
+    } = traj;
+    drop(history);
     let mut arrays: Vec<(String, ArrayData)> = Vec::new();
-    for (o, sig) in step.outputs.iter().enumerate() {
+    for (sig, mut a) in step.outputs.iter().zip(outputs) {
         // Every output is `[T, B, n]`; a scalar one has n = 1.
-        let mut a = traj.outputs[o].clone();
         if a.ndim() == 2 {
             a = a.insert_axis(ndarray::Axis(2));
         }
         warn_non_finite("output", &sig.name, a.view());
         arrays.push((sig.name.clone(), to_array_data(a)));
     }
-    for (s, sig) in step.states.iter().enumerate() {
+    for (sig, a) in step.states.iter().zip(last) {
         let name = format!("{}.last", sig.name);
-        warn_non_finite("final state", &name, traj.last[s].view().into_dyn());
-        arrays.push((name, to_array_data(traj.last[s].clone().into_dyn())));
+        warn_non_finite("final state", &name, a.view().into_dyn());
+        arrays.push((name, to_array_data(a.into_dyn())));
     }
     deliver(&step, &seq, &arrays, out)
 }
@@ -140,7 +149,7 @@ pub(super) fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
     Ok(())
 }
 
-pub(super) fn cmd_grad<F: Real>(
+pub(super) fn cmd_grad<F: Real + 'static>(
     path: &Path,
     d: &DataArgs,
     cotangent: Option<&Path>,
@@ -148,7 +157,10 @@ pub(super) fn cmd_grad<F: Real>(
 ) -> Result<(), Failure> {
     let (step, src) = load_checked(path)?;
     check_output(out, d, &[cotangent])?;
-    let seq = load_data::<F>(&step, d, &src)?;
+    // Differentiated first: the memory estimate counts its residuals (those
+    // of every output, so an upper bound for any loss).
+    let adj_all = crate::pipeline::differentiate_step(&step)?;
+    let seq = load_data::<F>(&step, d, &src, Pass::Grad(&adj_all))?;
     let cot = match cotangent {
         Some(p) => {
             let mut converted = Converted::default();
@@ -187,7 +199,12 @@ pub(super) fn cmd_grad<F: Real>(
         }
     }
     let in_loss: Vec<bool> = cot.outputs.iter().map(Option::is_some).collect();
-    let adj = crate::pipeline::differentiate_step_for(&step, &in_loss)?;
+    let adj = if in_loss.iter().all(|&i| i) {
+        adj_all
+    } else {
+        drop(adj_all);
+        crate::pipeline::differentiate_step_for(&step, &in_loss)?
+    };
     check_cotangents(&step, &adj, &cot)?;
     let (forward, adjoint) = interpreted_bptt(&adj, &seq.bindings, seq.batch)?;
     let progress = Progress::new(2 * seq.steps);
@@ -196,6 +213,7 @@ pub(super) fn cmd_grad<F: Real>(
     let history = initial_history(&step, &seq);
     let (traj, g) = run_backward(&step, &mut forward, &mut adjoint, &seq, &cot, history)?;
     progress.finish();
+    drop(cot);
     for (o, sig) in step.outputs.iter().enumerate() {
         warn_non_finite("output", &sig.name, traj.outputs[o].view());
     }
@@ -203,15 +221,17 @@ pub(super) fn cmd_grad<F: Real>(
         let name = format!("{}.last", sig.name);
         warn_non_finite("final state", &name, traj.last[s].view().into_dyn());
     }
+    // The gradients are moved, not copied, and the trajectory let go first.
+    drop(traj);
     let mut arrays: Vec<(String, ArrayD<F>)> = Vec::new();
-    for (p, sig) in step.params.iter().enumerate() {
-        arrays.push((sig.name.clone(), g.params[p].clone()));
+    for (sig, a) in step.params.iter().zip(g.params) {
+        arrays.push((sig.name.clone(), a));
     }
-    for (i, sig) in step.inputs.iter().enumerate() {
-        arrays.push((sig.name.clone(), g.inputs[i].clone().into_dyn()));
+    for (sig, a) in step.inputs.iter().zip(g.inputs) {
+        arrays.push((sig.name.clone(), a.into_dyn()));
     }
-    for (s, sig) in step.states.iter().enumerate() {
-        arrays.push((format!("{}.init", sig.name), g.init[s].clone().into_dyn()));
+    for (sig, a) in step.states.iter().zip(g.init) {
+        arrays.push((format!("{}.init", sig.name), a.into_dyn()));
     }
     let arrays: Vec<(String, ArrayData)> = arrays
         .into_iter()

@@ -12,6 +12,7 @@ use crate::diagnostic::render_all;
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
+use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Sequences;
 use ndarray::ArrayD;
 use std::path::Path;
@@ -153,13 +154,13 @@ fn to_float<F: Real>(
             if want != "f32" || a.dtype == "float16" {
                 conv(&a.dtype);
             }
-            Ok(x.mapv(|v| F::from_f32(v).unwrap_or_else(F::nan)))
+            Ok(super::report::cast(x))
         }
         ArrayData::F64(x) => {
             if want != "f64" {
                 conv(&a.dtype);
             }
-            Ok(x.mapv(|v| F::from_f64(v).unwrap_or_else(F::nan)))
+            Ok(super::report::cast(x))
         }
         ArrayData::Int(_) | ArrayData::Bool(_) => Err(Failure(format!(
             "error: {what} has dtype {}; expected {want_np} (or another float type)",
@@ -352,16 +353,31 @@ fn warn_ignored(d: &DataArgs) {
 }
 
 /// Loads (or generates) everything a run needs and checks it against the cell.
-pub fn load_data<F: Real>(
+/// A run estimated to need more memory than it may use (see
+/// [`memory::available`]) is refused before anything is generated, and before
+/// it runs.
+pub fn load_data<F: Real + 'static>(
     step: &StepGraph,
     d: &DataArgs,
     src: &Source,
+    pass: Pass<'_>,
 ) -> Result<Sequences<F>, Failure> {
     if d.backend == Backend::Jit {
         return Err(Failure(
             "error: --backend jit is not available yet (the native back end is not built); use --backend interp".into(),
         ));
     }
+    // Taken before anything is read: what the process maps from here on is
+    // the run's own, and the estimate counts it.
+    let limit = memory::available(d.max_memory);
+    let what = match pass {
+        Pass::Run => "run",
+        Pass::Grad(_) => "grad",
+    };
+    let fits = |bindings: &_, steps, batch| {
+        let e = memory::estimate(step, pass, bindings, steps, batch, size_of::<F>());
+        memory::check(what, e, limit.as_ref())
+    };
     let defs = bind::defines(&d.define)?;
     let mut converted = Converted::default();
     let generated = d.params.is_none() || (d.input.is_none() && d.inputs.is_none());
@@ -433,6 +449,28 @@ pub fn load_data<F: Real>(
         batch: d.batch.unwrap_or(DEFAULT_BATCH),
         seed: d.seed.unwrap_or(DEFAULT_SEED),
     };
+    if generated {
+        let bindings = generate::generation_bindings(
+            step,
+            &defs,
+            given_params.as_ref(),
+            given_inputs.as_ref(),
+        )
+        .map_err(|e| match e {
+            GenerateError::Bind(b) => src.locate(&b),
+            e => Failure::from(e),
+        })?;
+        // The sequences given fix T and B; generated ones take --seq, --batch.
+        let (steps, batch) = match given_inputs.as_ref().and_then(|x| x.first()) {
+            Some((_, x)) => match x.shape() {
+                [t, b, _] => (*t, *b),
+                [t, ..] => (*t, 1),
+                [] => (0, 0),
+            },
+            None => (how.steps, how.batch),
+        };
+        fits(&bindings, steps, batch)?;
+    }
     let (params, inputs) = generate::fill_missing(step, &defs, given_params, given_inputs, how)
         .map_err(|e| match e {
             GenerateError::Bind(b) => src.locate(&b),
@@ -486,8 +524,13 @@ pub fn load_data<F: Real>(
         .into_iter()
         .filter(|(name, _)| !name.starts_with("readout."))
         .collect();
-    matching::prepare(step, params, inputs, init, lengths, &defs, d.reverse).map_err(|e| match e {
-        DataError::Bind(b) => src.locate(&b),
-        e => Failure::from(e),
-    })
+    let seq =
+        matching::prepare(step, params, inputs, init, lengths, &defs, d.reverse).map_err(|e| {
+            match e {
+                DataError::Bind(b) => src.locate(&b),
+                e => Failure::from(e),
+            }
+        })?;
+    fits(&seq.bindings, seq.steps, seq.batch)?;
+    Ok(seq)
 }

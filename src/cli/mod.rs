@@ -118,6 +118,11 @@ pub struct DataArgs {
     /// Seed of generated parameters and inputs (0 when left out)
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The most memory the run may use (`2G`, `512M`, `1.5GB`, bytes); by
+    /// default, what is free and what `ulimit -v` allows, less a tenth. A run
+    /// estimated to need more is refused before it starts
+    #[arg(verbatim_doc_comment, long, value_name = "SIZE", value_parser = crate::runtime::memory::parse_size)]
+    pub max_memory: Option<u128>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ use crate::graph::op::Real;
 use crate::graph::step::{Init, StepGraph};
 use crate::runtime::types::Sequences;
 use ndarray::{ArrayD, ArrayViewD, Dimension};
+use std::any::Any;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use unicode_width::UnicodeWidthStr;
@@ -142,11 +143,27 @@ pub fn signature(step: &StepGraph, bindings: &Bindings) -> String {
     out
 }
 
-pub(super) fn to_array_data<F: Real>(a: ArrayD<F>) -> ArrayData {
+/// `x` as an array of `F`: moved when it already is one (a large array is not
+/// copied), converted otherwise.
+pub(super) fn cast<F: Real + 'static, G: Real + 'static>(x: ArrayD<G>) -> ArrayD<F> {
+    let mut slot = Some(x);
+    if let Some(same) = (&mut slot as &mut dyn Any).downcast_mut::<Option<ArrayD<F>>>()
+        && let Some(x) = same.take()
+    {
+        return x;
+    }
+    match slot {
+        Some(x) => x.mapv(|v| num_traits::NumCast::from(v).unwrap_or_else(F::nan)),
+        None => ArrayD::zeros(ndarray::IxDyn(&[0])),
+    }
+}
+
+/// Moved, not copied: an output can be the largest array of a run.
+pub(super) fn to_array_data<F: Real + 'static>(a: ArrayD<F>) -> ArrayData {
     if std::any::type_name::<F>() == "f32" {
-        ArrayData::F32(a.mapv(|v| v.to_f32().unwrap_or(f32::NAN)))
+        ArrayData::F32(cast(a))
     } else {
-        ArrayData::F64(a.mapv(|v| v.to_f64().unwrap_or(f64::NAN)))
+        ArrayData::F64(cast(a))
     }
 }
 

@@ -13,11 +13,13 @@ use crate::graph::dim::Bindings;
 use crate::graph::op::{Op, Real};
 use crate::graph::step::StepGraph;
 use crate::rng::SplitMix64;
+use crate::runtime::memory::bytes;
 use crate::runtime::types::size;
 
-/// Generated arrays are for trying a cell: sizes that cannot be allocated are
-/// refused rather than aborting.
-const LIMIT: usize = 1 << 30;
+/// Generated arrays are for trying a cell: more bytes than this (4.3 GB) are
+/// refused before any is drawn, rather than filling the memory for minutes.
+/// Whether the whole run fits the memory is `runtime::memory`'s estimate.
+const LIMIT: u128 = 1 << 32;
 
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum GenerateError {
@@ -31,9 +33,11 @@ pub enum GenerateError {
         missing: Vec<String>,
     },
     #[error(
-        "the generated data would hold {total} numbers (more than {LIMIT}); choose smaller sizes"
+        "the generated data would take {} (more than the {} generated data may take); choose smaller sizes",
+        bytes(*total),
+        bytes(LIMIT)
     )]
-    TooLarge { total: usize },
+    TooLarge { total: u128 },
     #[error("{what} would be 0 ({flag} 0): sizes are at least 1")]
     NotPositive {
         /// `"the sequence length"` or `"the batch"`.
@@ -66,6 +70,15 @@ pub fn fill_missing<F: Real>(
     } else {
         Bindings::new()
     };
+    // Parameters and inputs together, before either is drawn.
+    let mut counts: Vec<u128> = Vec::new();
+    if params.is_none() {
+        counts.extend(param_counts(step, &bindings));
+    }
+    if inputs.is_none() {
+        counts.extend(input_counts(step, &bindings, how.steps, how.batch));
+    }
+    check_size::<F>(counts.into_iter())?;
     let params = match params {
         Some(p) => p,
         None => random_params(step, &bindings, &mut rng)?,
@@ -150,11 +163,7 @@ pub fn random_params<F: Real>(
     bindings: &Bindings,
     rng: &mut SplitMix64,
 ) -> Result<Named<F>, GenerateError> {
-    check_size(
-        step.params
-            .iter()
-            .map(|p| p.dims.iter().map(|x| size(x, bindings)).product()),
-    )?;
+    check_size::<F>(param_counts(step, bindings))?;
     Ok(step
         .params
         .iter()
@@ -188,11 +197,7 @@ pub fn random_inputs<F: Real>(
             flag: "--batch",
         });
     }
-    check_size(step.inputs.iter().map(|i| {
-        steps
-            .saturating_mul(batch)
-            .saturating_mul(size(&i.size, bindings))
-    }))?;
+    check_size::<F>(input_counts(step, bindings, steps, batch))?;
     Ok(step
         .inputs
         .iter()
@@ -203,12 +208,36 @@ pub fn random_inputs<F: Real>(
         .collect())
 }
 
-fn check_size(counts: impl Iterator<Item = usize>) -> Result<(), GenerateError> {
-    let total = counts.fold(0usize, |a, c| a.saturating_add(c));
+/// Refuses arrays of `counts` numbers of `F` that would take more than [`LIMIT`]
+/// bytes; the arithmetic saturates, so a size too large to count is refused too.
+fn check_size<F>(counts: impl Iterator<Item = u128>) -> Result<(), GenerateError> {
+    let numbers = counts.fold(0u128, |a, c| a.saturating_add(c));
+    let total = numbers.saturating_mul(std::mem::size_of::<F>() as u128);
     if total > LIMIT {
         return Err(GenerateError::TooLarge { total });
     }
     Ok(())
+}
+
+/// How many numbers each parameter holds.
+fn param_counts(step: &StepGraph, bindings: &Bindings) -> impl Iterator<Item = u128> {
+    step.params.iter().map(move |p| {
+        p.dims
+            .iter()
+            .fold(1u128, |a, x| a.saturating_mul(size(x, bindings) as u128))
+    })
+}
+
+/// How many numbers each input of `steps` × `batch` holds.
+fn input_counts(
+    step: &StepGraph,
+    bindings: &Bindings,
+    steps: usize,
+    batch: usize,
+) -> impl Iterator<Item = u128> {
+    step.inputs.iter().map(move |i| {
+        (steps as u128 * batch as u128).saturating_mul(size(&i.size, bindings) as u128)
+    })
 }
 
 /// Whether the step reads parameter `p`.

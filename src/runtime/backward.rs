@@ -13,6 +13,7 @@ use super::forward::{
     step_args,
 };
 use super::kernel::{KernelError, StepKernel, interpreted_bptt};
+use super::memory::{MemoryError, zeros};
 pub use super::types::{Cotangents, Gradients};
 use super::types::{Sequences, Trajectory, output_buffers};
 use crate::autodiff::StepAdjoint;
@@ -89,8 +90,14 @@ pub fn run_backward<F: Real>(
     let mut hbar: Vec<Array3<F>> = traj
         .history
         .iter()
-        .map(|h| Array3::zeros(h.raw_dim()))
-        .collect();
+        .zip(&step.states)
+        .map(|(h, sig)| {
+            zeros(
+                h.raw_dim(),
+                &format!("the cotangents of state `{}`", sig.name),
+            )
+        })
+        .collect::<Result<_, MemoryError>>()?;
     // With T = 0 the final value is the initial one.
     for (s, c) in cot.last.iter().enumerate() {
         if let Some(c) = c {
@@ -101,24 +108,31 @@ pub fn run_backward<F: Real>(
     let mut params: Vec<ArrayD<F>> = seq
         .params
         .iter()
-        .map(|p| ArrayD::zeros(p.raw_dim()))
-        .collect();
+        .zip(&step.params)
+        .map(|(p, sig)| zeros(p.raw_dim(), &format!("the gradient of `{}`", sig.name)))
+        .collect::<Result<_, MemoryError>>()?;
     let mut inputs: Vec<Array3<F>> = seq
         .inputs
         .iter()
-        .map(|x| Array3::zeros(x.raw_dim()))
-        .collect();
+        .zip(&step.inputs)
+        .map(|(x, sig)| {
+            zeros(
+                x.raw_dim(),
+                &format!("the gradient of input `{}`", sig.name),
+            )
+        })
+        .collect::<Result<_, MemoryError>>()?;
     let mut cotangents: Vec<ArrayD<F>> = adjoint
         .result_shapes()
         .iter()
-        .map(|sh| ArrayD::zeros(IxDyn(sh)))
-        .collect();
+        .map(|sh| zeros(IxDyn(sh), "one step's cotangents"))
+        .collect::<Result<_, MemoryError>>()?;
     let mut in_scratch = input_scratch(seq);
     let mut state_scratch: Vec<ArrayD<F>> = hbar
         .iter()
         .map(|h| ArrayD::zeros(IxDyn(&h.shape()[1..])))
         .collect();
-    let mut output_scratch: Vec<ArrayD<F>> = output_buffers(step, &[batch], &seq.bindings);
+    let mut output_scratch: Vec<ArrayD<F>> = output_buffers(step, &[batch], &seq.bindings)?;
     let history: Vec<ArrayView3<F>> = traj.history.iter().map(|h| h.view()).collect();
 
     for it in (0..t_len).rev() {

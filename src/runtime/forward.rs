@@ -7,12 +7,14 @@
 //! + 1, zeros before it.
 
 use super::kernel::{Interpreted, KernelError, StepKernel};
+use super::memory::{MemoryError, zeros};
 pub use super::types::{Residuals, Trajectory};
 use super::types::{Sequences, output_buffers, size};
 use crate::graph::op::Real;
 use crate::graph::step::{ArgKind, Init, StepGraph};
 use ndarray::{
-    Array2, Array3, ArrayD, ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Axis, IxDyn, s,
+    Array2, Array3, ArrayD, ArrayView3, ArrayViewD, ArrayViewMut3, ArrayViewMutD, Axis, Ix3, IxDyn,
+    s,
 };
 
 /// How far back the history goes: at least the initial value.
@@ -180,29 +182,33 @@ pub fn run_forward<F: Real>(
     let (t_len, batch) = (seq.steps, seq.batch);
     let n_results = step.graph.results.len();
     let shapes = kernel.result_shapes().to_vec();
+    // The buffers that grow with the sequence are allocated fallibly: a run
+    // too long for the memory is an error, not an abort.
     let mut hist: Vec<Array3<F>> = history
         .into_iter()
-        .map(|h0| {
+        .zip(&step.states)
+        .map(|(h0, sig)| {
             let (_, b, n) = h0.dim();
-            let mut h = Array3::zeros((k + t_len, b, n));
+            let what = format!("the history of state `{}`", sig.name);
+            let mut h = zeros(Ix3(k + t_len, b, n), &what)?;
             h.slice_mut(s![..k, .., ..]).assign(&h0);
-            h
+            Ok(h)
         })
-        .collect();
+        .collect::<Result<_, MemoryError>>()?;
     let mut residuals: Residuals<F> = shapes[n_results..]
         .iter()
         .map(|sh| {
             let mut full = vec![t_len];
             full.extend(sh);
-            ArrayD::zeros(IxDyn(&full))
+            zeros(IxDyn(&full), "the residuals BPTT saves")
         })
-        .collect();
+        .collect::<Result<_, MemoryError>>()?;
     let mut scratch: Vec<ArrayD<F>> = shapes[..n_results]
         .iter()
         .map(|sh| ArrayD::zeros(IxDyn(sh)))
         .collect();
     let mut in_scratch = input_scratch(seq);
-    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings);
+    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings)?;
     // A state result written straight into the history has the slot's shape.
     let slot_shaped: Vec<bool> = (0..step.states.len())
         .map(|st| shapes[step.state_result(st)].as_slice() == &hist[st].shape()[1..])

@@ -33,6 +33,8 @@ pub enum KernelError {
         "a cotangent is given for output `{output}`, but the adjoint was derived for a loss without it"
     )]
     IgnoredCotangent { output: String },
+    #[error(transparent)]
+    Memory(#[from] super::memory::MemoryError),
 }
 
 /// One compiled step.

@@ -5,5 +5,6 @@
 pub mod backward;
 pub mod forward;
 pub mod kernel;
+pub mod memory;
 pub mod truncated;
 pub mod types;

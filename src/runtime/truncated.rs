@@ -14,6 +14,7 @@
 use super::backward::{Cotangents, Gradients, run_backward};
 use super::forward::{history_depth, initial_history};
 use super::kernel::{KernelError, StepKernel, interpreted_bptt};
+use super::memory::{MemoryError, zeros};
 use super::types::{Sequences, output_buffers};
 use crate::autodiff::StepAdjoint;
 use crate::graph::op::Real;
@@ -104,15 +105,20 @@ pub fn run_truncated<F: Real>(
     let mut params: Vec<ArrayD<F>> = seq
         .params
         .iter()
-        .map(|p| ArrayD::zeros(p.raw_dim()))
-        .collect();
+        .zip(&step.params)
+        .map(|(p, sig)| zeros(p.raw_dim(), &format!("the gradient of `{}`", sig.name)))
+        .collect::<Result<_, MemoryError>>()?;
     let mut inputs: Vec<ArrayD<F>> = seq
         .inputs
         .iter()
-        .map(|x| ArrayD::zeros(x.shape()))
-        .collect();
+        .zip(&step.inputs)
+        .map(|(x, sig)| {
+            let what = format!("the gradient of input `{}`", sig.name);
+            zeros(IxDyn(x.shape()), &what)
+        })
+        .collect::<Result<_, MemoryError>>()?;
     let mut init = Vec::new();
-    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings);
+    let mut outputs: Vec<ArrayD<F>> = output_buffers(step, &[t_len, batch], &seq.bindings)?;
 
     // The parameters are copied once and moved from chunk to chunk.
     let mut chunk_params = seq.params.clone();
@@ -124,11 +130,10 @@ pub fn run_truncated<F: Real>(
                 .inputs
                 .iter()
                 .map(|x| {
-                    map.gather(x.view().into_dyn())
-                        .into_dimensionality::<Ix3>()
-                        .expect("[T, B, n]")
+                    let x = map.gather(x.view().into_dyn(), "a chunk of the inputs")?;
+                    Ok(x.into_dimensionality::<Ix3>().expect("[T, B, n]"))
                 })
-                .collect(),
+                .collect::<Result<_, MemoryError>>()?,
             // The first chunk starts as the whole run does (supplied, learned
             // or zero); the others from the carried state.
             init: if c == 0 {
@@ -150,8 +155,12 @@ pub fn run_truncated<F: Real>(
             outputs: cot
                 .outputs
                 .iter()
-                .map(|o| o.as_ref().map(|o| map.gather(o.view())))
-                .collect(),
+                .map(|o| {
+                    o.as_ref()
+                        .map(|o| map.gather(o.view(), "a chunk of the cotangents"))
+                        .transpose()
+                })
+                .collect::<Result<_, MemoryError>>()?,
             last: cot
                 .last
                 .iter()
@@ -246,10 +255,10 @@ impl ChunkMap {
 
     /// The chunk's part of a `[T, B, ...]` array; zeros where a sequence has
     /// ended.
-    fn gather<F: Real>(&self, whole: ArrayViewD<F>) -> ArrayD<F> {
+    fn gather<F: Real>(&self, whole: ArrayViewD<F>, what: &str) -> Result<ArrayD<F>, MemoryError> {
         let mut shape = whole.shape().to_vec();
         shape[0] = self.len;
-        let mut out = ArrayD::zeros(IxDyn(&shape));
+        let mut out = zeros(IxDyn(&shape), what)?;
         for (b, (&l, &o)) in self.lengths.iter().zip(&self.offset).enumerate() {
             for p in 0..l {
                 out.index_axis_mut(Axis(0), p)
@@ -257,7 +266,7 @@ impl ChunkMap {
                     .assign(&whole.index_axis(Axis(0), o + p).index_axis(Axis(0), b));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Writes a chunk's `[len, B, ...]` array into the whole `[T, B, ...]` one.

@@ -3,6 +3,7 @@
 //! and gives (cotangents, gradients). The time-loop drivers and the kernels
 //! read these; loading (`data`) and commands (`cli`) build them.
 
+use super::memory::{MemoryError, zeros};
 use crate::graph::dim::{Bindings, Dim};
 use crate::graph::step::StepGraph;
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, IxDyn};
@@ -56,9 +57,12 @@ pub fn output_buffers<F: Clone + num_traits::Zero>(
     step: &StepGraph,
     leading: &[usize],
     bindings: &Bindings,
-) -> Vec<ArrayD<F>> {
+) -> Result<Vec<ArrayD<F>>, MemoryError> {
     (0..step.outputs.len())
-        .map(|o| ArrayD::zeros(IxDyn(&output_shape(step, o, leading, bindings))))
+        .map(|o| {
+            let shape = output_shape(step, o, leading, bindings);
+            zeros(IxDyn(&shape), &format!("output `{}`", step.outputs[o].name))
+        })
         .collect()
 }
 
