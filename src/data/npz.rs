@@ -156,7 +156,12 @@ impl NpzFile {
                 name: m.name.clone(),
                 reason,
             };
-            let broken = |e: io::Error| corrupt(format!("the zip member is corrupt ({e})"));
+            let broken = |e: io::Error| {
+                corrupt(format!(
+                    "the zip member is corrupt ({})",
+                    plain_zip_words(&e.to_string())
+                ))
+            };
             let mut member = self
                 .archive
                 .by_index(m.index)
@@ -247,8 +252,12 @@ fn member_header(
     let mut member = archive
         .by_index(index)
         .map_err(|e| corrupt(zip_reason(&e)))?;
-    let head = read_header_bytes(&mut member)
-        .map_err(|e| corrupt(format!("the zip member is corrupt ({e})")))?;
+    let head = read_header_bytes(&mut member).map_err(|e| {
+        corrupt(format!(
+            "the zip member is corrupt ({})",
+            plain_zip_words(&e.to_string())
+        ))
+    })?;
     drop(member);
     let what = format!("array `{stem}` in `{}`", path.display());
     let header = parse_npy_header(&head, &what)?;
@@ -306,9 +315,34 @@ fn zip_reason(error: &ZipError) -> String {
         ZipError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             "it ends unexpectedly".into()
         }
-        ZipError::InvalidArchive(reason) => reason.to_string(),
-        ZipError::UnsupportedArchive(reason) => reason.to_string(),
-        other => other.to_string(),
+        ZipError::InvalidArchive(reason) => plain_zip_words(reason),
+        ZipError::UnsupportedArchive(reason) => plain_zip_words(reason),
+        other => plain_zip_words(&other.to_string()),
+    }
+}
+
+/// The zip library's reason in a user's words: its messages name its own
+/// record types (`zip::format::blocks::ZipLocalEntryBlock`) and zip jargon.
+fn plain_zip_words(reason: &str) -> String {
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("eocd") || lower.contains("end of central directory") {
+        "its end-of-archive record is missing: it is not a zip archive, or it is cut short".into()
+    } else if lower.contains("unexpected end") || lower.contains("unexpected eof") {
+        "it ends in the middle of a record: it is cut short or damaged".into()
+    } else if lower.contains("local file header") {
+        "a member's header is damaged".into()
+    } else if lower.contains("checksum") || lower.contains("crc") {
+        "a member's checksum does not match its data".into()
+    } else if reason.contains("::") {
+        // An internal type name says nothing to a user: keep only the words.
+        reason
+            .split_whitespace()
+            .filter(|w| !w.contains("::"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            + " (a damaged zip record)"
+    } else {
+        reason.to_string()
     }
 }
 
@@ -355,4 +389,28 @@ pub fn write_npz(path: &Path, arrays: &[(String, ArrayData)]) -> Result<(), NpyE
         })?
         .into_inner();
     write_atomically(path, |file| file.write_all(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_zip_words;
+
+    /// The zip library's own words, as they reached users, in theirs.
+    #[test]
+    fn zip_reasons_carry_no_internal_names() {
+        for (theirs, ours) in [
+            (
+                "Unexpected end of zip::format::blocks::ZipLocalEntryBlock",
+                "cut short",
+            ),
+            ("Could not find EOCD", "end-of-archive record is missing"),
+            ("Invalid local file header", "header is damaged"),
+            ("Invalid checksum", "checksum does not match"),
+            ("zip::spec::Thing is odd", "is odd (a damaged zip record)"),
+        ] {
+            let said = plain_zip_words(theirs);
+            assert!(said.contains(ours), "{theirs:?} → {said:?}");
+            assert!(!said.contains("::"), "{said:?}");
+        }
+    }
 }
