@@ -120,11 +120,13 @@ fn a_run_beyond_the_address_space_limit_is_refused_with_its_estimate() {
 fn max_memory_refuses_a_modest_run_and_lists_the_parts() {
     let dir = scratch("memory-max");
     let lstm = model_path("torch_lstm");
-    let small = ["-D", "H=16", "-D", "X=8", "--seq", "20", "--batch", "4"];
+    // Data of about 30 MB against a limit that the program and the cell fit
+    // in: the refusal is the data's, with every part listed.
+    let small = ["-D", "H=16", "-D", "X=8", "--seq", "2000", "--batch", "64"];
     for (cmd, extra) in [("run", None), ("grad", Some("residuals"))] {
         let mut all = vec![cmd, lstm.as_str()];
         all.extend(small);
-        all.extend(["--max-memory", "1K"]);
+        all.extend(["--max-memory", "10M"]);
         let o = cellc_limited(&dir, None, &all);
         let mut needles = vec![
             "needs about",
@@ -133,7 +135,8 @@ fn max_memory_refuses_a_modest_run_and_lists_the_parts() {
             "state histories",
             "outputs",
             "workspace",
-            "more than the 1.0 kB available (--max-memory)",
+            "more than the 10.5 MB available (--max-memory)",
+            "shorter sequences (--seq)",
         ];
         needles.extend(extra);
         assert_fails_cleanly(&o, &needles);
@@ -263,4 +266,65 @@ fn the_estimate_counts_exactly_the_buffers_the_drivers_allocate() {
             "{name}: BPTT holds more than a run"
         );
     }
+}
+
+/// An input file is checked by its header against the limit before any of its
+/// data is read: a (sparse) 2.56 GB `.npy` under `--max-memory 100M` is
+/// refused at once, and the refusal names what was to be read.
+#[test]
+fn a_file_too_large_for_the_limit_is_refused_before_it_is_read() {
+    let dir = scratch("memory-file");
+    // A version 1.0 header for float32 (20000000, 4, 8), padded as NumPy does.
+    let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (20000000, 4, 8), }";
+    let mut header = dict.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    let path = dir.join("x.npy");
+    std::fs::write(&path, &bytes).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(bytes.len() as u64 + 20_000_000 * 4 * 8 * 4)
+        .unwrap();
+    drop(file);
+    let lstm = model_path("lstm");
+    let o = cellc_limited(
+        &dir,
+        None,
+        &[
+            "run",
+            &lstm,
+            "-D",
+            "H=4",
+            "--input",
+            "x.npy",
+            "--max-memory",
+            "100M",
+        ],
+    );
+    assert_fails_cleanly(&o, &["inputs read 2.6 GB", "(--max-memory)"]);
+}
+
+/// A cell too large to derive in the memory available is refused before its
+/// adjoint is derived (where deriving it would abort the process): with
+/// `--max-memory` for `grad`, and under an address-space limit for `bptt`.
+#[test]
+fn a_cell_too_large_to_derive_is_refused_before_it_is_derived() {
+    let dir = scratch("memory-cell");
+    let terms = vec!["x_t"; 100_000].join(" + ");
+    let cell = format!(
+        "cell c(x: [H]) {{\n state h: [H] = 0\n h_t = tanh({terms} + h_{{t-1}})\n output h\n}}\n"
+    );
+    std::fs::write(dir.join("big.cell"), cell).unwrap();
+    let o = cellc_limited(
+        &dir,
+        None,
+        &["grad", "big.cell", "-D", "H=4", "--max-memory", "100M"],
+    );
+    assert_fails_cleanly(&o, &["the compiled cell", "the cell itself is too large"]);
+    let o = cellc_limited(&dir, Some(300_000), &["bptt", "big.cell"]);
+    assert_fails_cleanly(&o, &["this derivation needs about", "address-space limit"]);
 }

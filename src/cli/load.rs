@@ -421,6 +421,25 @@ pub fn load_data<F: Real + 'static>(
         None => Vec::new(),
     };
     check_declared(step, &defs, param_shapes.as_deref(), &input_shapes)?;
+    // What the files hold, as the run's float type, must fit before any of it
+    // is read (the whole run's estimate follows once the sizes are known).
+    let declared_bytes = |shapes: &[(String, Vec<usize>)]| {
+        shapes
+            .iter()
+            .map(|(_, s)| s.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128)))
+            .fold(0u128, u128::saturating_add)
+            .saturating_mul(size_of::<F>() as u128)
+    };
+    let reading = memory::Estimate {
+        parts: vec![
+            (
+                "parameters read",
+                param_shapes.as_deref().map_or(0, declared_bytes),
+            ),
+            ("inputs read", declared_bytes(&input_shapes)),
+        ],
+    };
+    memory::check(what, reading, limit.as_ref())?;
     let given_params: Option<Named<F>> = match params_file {
         Some(f) => Some(read_opened(f, "parameter", &mut converted)?),
         None => None,
