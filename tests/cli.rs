@@ -2073,6 +2073,7 @@ fn output_over_an_input_or_with_an_npy_name_is_refused() {
             .map(|_| ())
             .unwrap()
     };
+    let cell = m.clone();
     let grad = [
         "grad",
         m.as_str(),
@@ -2106,8 +2107,52 @@ fn output_over_an_input_or_with_an_npy_name_is_refused() {
                 &["out.npy", ".npz", "out.npz"],
             ),
             fails("-o the input itself", &with(&["-o", "x.npy"]), &["x.npy"]),
+            fails(
+                "-o the cell file",
+                &["run", "my.cell", "-D", "X=3", "-D", "H=4", "-o", "my.cell"],
+                &["my.cell", "cell file"],
+            )
+            .with(move |dir| fs::copy(&cell, dir.join("my.cell")).map(|_| ()).unwrap()),
         ],
     );
+}
+
+/// Text for stdout into a pipe that closes early (`| head -1`) is a clean
+/// error, never a panic; and `graph --unroll` is bounded by the nodes it would
+/// build, not by T alone.
+#[test]
+fn stdout_closed_early_is_an_error_and_unrolling_is_bounded_in_nodes() {
+    use std::io::Read;
+    let dir = scratch("broken-pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cellc"))
+        .args(["graph", &model("lstm"), "--unroll", "5000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is dropped here: the rest of the text meets a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write to stdout") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let r = cellc(&dir, &["graph", &model("lstm"), "--unroll", "100000"]);
+    assert_eq!(r.code, Some(1), "{}", r.context());
+    assert!(
+        r.stderr.contains("nodes") && r.stderr.contains("at most --unroll"),
+        "{}",
+        r.context()
+    );
+    let r = cellc(
+        &dir,
+        &["graph", &model("lstm"), "--unroll", "20000", "--grad"],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.context());
 }
 
 /// An interrupted write leaves neither the target nor its temporary file: the

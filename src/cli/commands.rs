@@ -2,17 +2,18 @@
 
 use super::load::{Converted, load_cell, load_checked, load_data, read_named};
 use super::progress::Progress;
-use super::report::{check_output, deliver, note, signature, to_array_data, warn_non_finite};
+use super::report::{check_output, deliver, emit, note, signature, to_array_data, warn_non_finite};
 use super::{DataArgs, EqFormat, Failure, Format};
 use crate::data::ArrayData;
 use crate::data::bind;
 use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
+use crate::graph::step::StepGraph;
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
 use crate::runtime::kernel::{Interpreted, interpreted_bptt};
-use crate::runtime::memory::Pass;
+use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Trajectory;
 use ndarray::ArrayD;
 use std::path::Path;
@@ -22,7 +23,31 @@ pub(super) fn cmd_check(path: &Path, define: &[(String, usize)]) -> Result<(), F
     let defs = bind::defines(define)?;
     // Checks the names and values given, and every size under them.
     bind::bind_step(&step, &defs, &[], false).map_err(|e| src.locate(&e))?;
-    print!("{}", signature(&step, &defs));
+    emit(&signature(&step, &defs))
+}
+
+/// The most nodes `graph --unroll` builds (with `--grad`, a quarter of it:
+/// the adjoint of an unrolled graph holds several times its nodes). A node
+/// takes about 700 bytes while it is built and printed, so this bounds the
+/// memory by the cell's size times T, not by T alone.
+const UNROLLED_NODES: usize = 1_000_000;
+
+fn check_unrolled_size(step: &StepGraph, t: usize, grad: bool) -> Result<(), Failure> {
+    let per_step = step.graph.op_count().max(1);
+    let limit = if grad {
+        UNROLLED_NODES / 4
+    } else {
+        UNROLLED_NODES
+    };
+    let nodes = per_step.saturating_mul(t);
+    if nodes > limit {
+        return Err(Failure(format!(
+            "error: --unroll {t} would build about {nodes} nodes ({per_step} per step){}; \
+             at most {limit} are built: choose at most --unroll {}",
+            if grad { " before its adjoint" } else { "" },
+            (limit / per_step).max(1)
+        )));
+    }
     Ok(())
 }
 
@@ -33,11 +58,15 @@ pub(super) fn cmd_graph(
     format: Format,
 ) -> Result<(), Failure> {
     let step = load_cell(path)?;
+    if let Some(t) = unroll {
+        check_unrolled_size(&step, t, grad)?;
+    }
     let show = |g: &crate::graph::Graph, title: &str| match format {
         Format::Text => print::text(g, title),
         Format::Dot => print::dot(g, title),
     };
     if grad {
+        compile_fits(&step, "derivation", None)?;
         let out = match unroll {
             None => {
                 let adj = crate::pipeline::differentiate_step(&step)?;
@@ -76,7 +105,7 @@ pub(super) fn cmd_graph(
                 show(&adj, &format!("adjoint of unrolled {} T={t}", step.name))
             }
         };
-        print!("{out}");
+        emit(&out)?;
         return Ok(());
     }
     let (graph, title) = match unroll {
@@ -93,10 +122,9 @@ pub(super) fn cmd_graph(
         ),
     };
     match format {
-        Format::Text => print!("{}", print::text(&graph, &title)),
-        Format::Dot => print!("{}", print::dot(&graph, &title)),
+        Format::Text => emit(&print::text(&graph, &title)),
+        Format::Dot => emit(&print::dot(&graph, &title)),
     }
-    Ok(())
 }
 
 pub(super) fn cmd_run<F: Real + 'static>(
@@ -105,7 +133,7 @@ pub(super) fn cmd_run<F: Real + 'static>(
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let (step, src) = load_checked(path)?;
-    check_output(out, d, &[])?;
+    check_output(out, d, &[("cell file", Some(path))])?;
     let seq = load_data::<F>(&step, d, &src, Pass::Run)?;
     let kernel = Interpreted::new(&step.graph, &seq.bindings, seq.batch)?;
     let progress = Progress::new(seq.steps);
@@ -138,15 +166,27 @@ pub(super) fn cmd_run<F: Real + 'static>(
     deliver(&step, &seq, &arrays, out)
 }
 
+/// Refuses a cell too large to derive and compile in the memory available,
+/// before the work that would exhaust it (see `memory::compile_estimate`).
+fn compile_fits(
+    step: &StepGraph,
+    what: &'static str,
+    max_memory: Option<u128>,
+) -> Result<(), Failure> {
+    let estimate = memory::compile_estimate(step, true);
+    memory::check_cell(what, estimate, memory::available(max_memory).as_ref())?;
+    Ok(())
+}
+
 pub(super) fn cmd_bptt(path: &Path, format: EqFormat) -> Result<(), Failure> {
     let step = load_cell(path)?;
+    compile_fits(&step, "derivation", None)?;
     let adj = crate::pipeline::differentiate_step(&step)?;
     let style = match format {
         EqFormat::Text => crate::derivation::Style::Text,
         EqFormat::Latex => crate::derivation::Style::Latex,
     };
-    print!("{}", crate::derivation::bptt_equations(&step, &adj, style));
-    Ok(())
+    emit(&crate::derivation::bptt_equations(&step, &adj, style))
 }
 
 pub(super) fn cmd_grad<F: Real + 'static>(
@@ -156,7 +196,12 @@ pub(super) fn cmd_grad<F: Real + 'static>(
     out: Option<&Path>,
 ) -> Result<(), Failure> {
     let (step, src) = load_checked(path)?;
-    check_output(out, d, &[cotangent])?;
+    check_output(
+        out,
+        d,
+        &[("cell file", Some(path)), ("--cotangent file", cotangent)],
+    )?;
+    compile_fits(&step, "grad", d.max_memory)?;
     // Differentiated first: the memory estimate counts its residuals (those
     // of every output, so an upper bound for any loss).
     let adj_all = crate::pipeline::differentiate_step(&step)?;

@@ -32,6 +32,16 @@ pub(super) fn inform(line: &str) {
     }
 }
 
+/// Writes a command's text to stdout. A closed pipe (`cellc graph … | head`)
+/// is an error like any other write error, not a panic, as `print!` would.
+pub(super) fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure(format!("error: cannot write to stdout: {e}")))
+}
+
 /// Prints `note: ...` on stderr, unless `--quiet`.
 pub(super) fn note(message: &str) {
     inform(&format!("note: {message}"));
@@ -175,7 +185,7 @@ pub(super) fn to_array_data<F: Real + 'static>(a: ArrayD<F>) -> ArrayData {
 pub(super) fn check_output(
     out: Option<&Path>,
     data: &DataArgs,
-    others: &[Option<&Path>],
+    others: &[(&str, Option<&Path>)],
 ) -> Result<(), Failure> {
     let Some(p) = out else {
         return Ok(());
@@ -199,19 +209,18 @@ pub(super) fn check_output(
         )));
     }
     let inputs = [
-        ("--params", data.params.as_deref()),
-        ("--input", data.input.as_deref()),
-        ("--inputs", data.inputs.as_deref()),
-        ("--init", data.init.as_deref()),
-        ("--lengths", data.lengths.as_deref()),
+        ("--params file", data.params.as_deref()),
+        ("--input file", data.input.as_deref()),
+        ("--inputs file", data.inputs.as_deref()),
+        ("--init file", data.init.as_deref()),
+        ("--lengths file", data.lengths.as_deref()),
     ];
-    let named_others = others.iter().map(|o| ("--cotangent", *o));
-    for (flag, input) in inputs.into_iter().chain(named_others) {
+    for (what, input) in inputs.into_iter().chain(others.iter().copied()) {
         if let Some(input) = input
             && same_file(p, input)
         {
             return Err(Failure(format!(
-                "error: cannot write `{}`: it is the {flag} file `{}`, which the run reads; choose another -o",
+                "error: cannot write `{}`: it is the {what} `{}`, which the run reads; choose another -o",
                 p.display(),
                 input.display()
             )));
@@ -253,7 +262,7 @@ pub(super) fn deliver<F>(
             data::write_npz(p, arrays)?;
             inform(&format!("wrote {} arrays to {}", arrays.len(), p.display()));
         }
-        None => print!("{}", summary(step, seq, arrays)),
+        None => emit(&summary(step, seq, arrays))?,
     }
     Ok(())
 }
