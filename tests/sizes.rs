@@ -216,6 +216,30 @@ fn sizes_that_overflow_or_are_not_positive_are_errors_naming_them() {
             )
             .without(&["non-negative"]),
             fails(
+                "--seq past 2^63-1",
+                &[
+                    "run",
+                    "e.cell",
+                    "-D",
+                    "X=3",
+                    "-D",
+                    "H=2",
+                    "--seq",
+                    "18446744073709551615",
+                ],
+                &["--seq", "too large", "at most 9223372036854775807"],
+            ),
+            fails(
+                "-D without a name",
+                &["check", "diff.cell", "-D", "=3"],
+                &["`=3`", "name is missing"],
+            ),
+            fails(
+                "-D with a sign",
+                &["check", "diff.cell", "-D", "H=+5"],
+                &["`H=+5`", "in digits"],
+            ),
+            fails(
                 "--seq 0",
                 &["run", "e.cell", "-D", "X=3", "-D", "H=2", "--seq", "0"],
                 &["the sequence length would be 0 (--seq 0): sizes are at least 1"],

@@ -109,11 +109,11 @@ pub struct DataArgs {
     // about (`load::DEFAULT_SEQ`, ... fill them in).
     /// Steps T of generated input (used when no input file is given; 10 when
     /// left out)
-    #[arg(verbatim_doc_comment, long, value_name = "T")]
+    #[arg(verbatim_doc_comment, long, value_name = "T", value_parser = parse_count)]
     pub seq: Option<usize>,
     /// Batch B of generated input (used when no input file is given; 2 when
     /// left out)
-    #[arg(verbatim_doc_comment, long, value_name = "B")]
+    #[arg(verbatim_doc_comment, long, value_name = "B", value_parser = parse_count)]
     pub batch: Option<usize>,
     /// Seed of generated parameters and inputs (0 when left out)
     #[arg(long)]
@@ -278,18 +278,37 @@ fn parse_define(s: &str) -> Result<(String, usize), String> {
     let (name, value) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}`: write -D NAME=SIZE"))?;
-    let value = value.trim();
-    let v: usize = value.parse().map_err(|_| {
-        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-            format!(
-                "`{s}`: too large: a dimension is at most {} (2^63-1)",
-                crate::graph::dim::MAX_SIZE
-            )
-        } else {
-            format!("`{s}`: the size must be a non-negative integer")
-        }
-    })?;
+    if name.trim().is_empty() {
+        return Err(format!(
+            "`{s}`: the dimension's name is missing: write -D NAME=SIZE"
+        ));
+    }
+    // The largest size is checked where the bindings are (`bind::defines`).
+    let v = parse_digits(value.trim()).map_err(|e| format!("`{s}`: {e}"))?;
     Ok((name.trim().to_string(), v))
+}
+
+/// A count written in decimal digits only (no sign, no spaces).
+fn parse_digits(value: &str) -> Result<usize, String> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the size must be a non-negative integer, in digits".into());
+    }
+    value.parse::<usize>().map_err(|_| {
+        format!(
+            "too large: a size is at most {} (2^63-1)",
+            crate::graph::dim::MAX_SIZE
+        )
+    })
+}
+
+/// `--seq` or `--batch`: digits, at most the largest size.
+fn parse_count(value: &str) -> Result<usize, String> {
+    let v = parse_digits(value)?;
+    let max = crate::graph::dim::MAX_SIZE;
+    if v as u128 > max as u128 {
+        return Err(format!("too large: a size is at most {max} (2^63-1)"));
+    }
+    Ok(v)
 }
 
 /// A failure of the command, already phrased for the user.

@@ -53,8 +53,8 @@ pub struct Limit {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum MemoryError {
     #[error(
-        "this {what} needs about {} ({}), more than the {} available ({}); {advice}",
-        bytes(estimate.total()),
+        "this {what} needs {} ({}), more than the {} available ({}); {advice}",
+        about(estimate.total()),
         estimate.parts.iter().map(|(n, b)| format!("{n} {}", bytes(*b))).collect::<Vec<_>>().join(", "),
         bytes(limit.bytes),
         limit.source
@@ -372,6 +372,14 @@ pub fn parse_size(s: &str) -> Result<u128, String> {
 
 /// A byte count for people: `196.6 MB` (powers of 1000, as the message's
 /// reader compares them with what `free` or a file manager shows).
+/// `about 1.2 GB`, or that the amount cannot be counted.
+fn about(n: u128) -> String {
+    match n {
+        u128::MAX => "more than can be counted".into(),
+        n => format!("about {}", bytes(n)),
+    }
+}
+
 pub fn bytes(n: u128) -> String {
     if n == u128::MAX {
         return "more than can be counted".into();
