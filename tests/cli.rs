@@ -1998,6 +1998,10 @@ fn raw(dir: &Path, args: &[&str]) -> std::process::Output {
 fn run_writes_its_npz_to_dev_stdout_through_a_pipe() {
     let dir = scratch("run-stdout");
     let m = model("lstm");
+    // `-o -` is stdout too, and creates no file named `-`.
+    let dash = raw(&dir, &["run", &m, "-D", "X=3", "-D", "H=4", "-o", "-"]);
+    assert!(dash.status.success() && dash.stdout.starts_with(b"PK"));
+    assert!(!dir.join("-").exists(), "no file named `-`");
     let out = raw(
         &dir,
         &["run", &m, "-D", "X=3", "-D", "H=4", "-o", "/dev/stdout"],

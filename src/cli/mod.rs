@@ -174,8 +174,9 @@ pub enum Command {
         cell: PathBuf,
         #[command(flatten)]
         data: DataArgs,
-        /// Where to write the outputs (`.npz`); a summary is printed when left out
-        #[arg(short = 'o', value_name = "OUT.npz")]
+        /// Where to write the outputs (`.npz`; `-` for stdout); a summary is
+        /// printed when left out
+        #[arg(verbatim_doc_comment, short = 'o', value_name = "OUT.npz", value_parser = parse_output)]
         output: Option<PathBuf>,
     },
     /// Backpropagation through time: the gradients of a loss
@@ -195,9 +196,9 @@ pub enum Command {
         /// value; what is left out is zero. Without it: ones for every output
         #[arg(verbatim_doc_comment, long, value_name = "DY.npz")]
         cotangent: Option<PathBuf>,
-        /// Where to write the gradients (`.npz`); a summary is printed when
-        /// left out
-        #[arg(verbatim_doc_comment, short = 'o', value_name = "G.npz")]
+        /// Where to write the gradients (`.npz`; `-` for stdout); a summary is
+        /// printed when left out
+        #[arg(verbatim_doc_comment, short = 'o', value_name = "G.npz", value_parser = parse_output)]
         output: Option<PathBuf>,
     },
     /// Print the backward (BPTT) equations the compiler derived
@@ -286,6 +287,11 @@ fn parse_define(s: &str) -> Result<(String, usize), String> {
     // The largest size is checked where the bindings are (`bind::defines`).
     let v = parse_digits(value.trim()).map_err(|e| format!("`{s}`: {e}"))?;
     Ok((name.trim().to_string(), v))
+}
+
+/// `-o PATH`, where `-` is stdout, as for other tools.
+fn parse_output(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(if s == "-" { "/dev/stdout" } else { s }))
 }
 
 /// A count written in decimal digits only (no sign, no spaces).
