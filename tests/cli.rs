@@ -205,22 +205,7 @@ fn save_lengths(path: &Path, l: &[i64]) {
 /// A version 1.0 `.npy` file with any `descr`, for dtypes the crate's writer
 /// does not produce (`<i4`).
 fn save_raw_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(data);
-    fs::write(path, bytes).unwrap();
+    fs::write(path, common::npy::raw_npy(descr, shape, data)).unwrap();
 }
 
 fn save_lengths_i32(path: &Path, l: &[i32]) {

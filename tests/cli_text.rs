@@ -372,20 +372,8 @@ fn one_note_lists_every_converted_array() {
 
 /// A `.npy` of float16 zeros (the crate's writer has no float16).
 fn save_f16_zeros(path: &Path, shape: &[usize]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<f2', 'fortran_order': False, 'shape': ({}), }}",
-        dims.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.resize(bytes.len() + 2 * shape.iter().product::<usize>(), 0);
-    std::fs::write(path, bytes).unwrap();
+    let zeros = vec![0u8; 2 * shape.iter().product::<usize>()];
+    std::fs::write(path, common::npy::raw_npy("<f2", shape, &zeros)).unwrap();
 }
 
 // ---------------------------------------------------------------------------

@@ -9,10 +9,10 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use cellc::data::*;
+use common::npy::zip_of;
 use common::scratch;
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -206,21 +206,6 @@ fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(data);
     out
-}
-
-fn zip_of(members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let options = zip::write::SimpleFileOptions::default().compression_method(method);
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, bytes) in members {
-        zip.start_file(*name, options).unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
 }
 
 // --- properties ----------------------------------------------------------------------

@@ -274,16 +274,7 @@ fn the_estimate_counts_exactly_the_buffers_the_drivers_allocate() {
 #[test]
 fn a_file_too_large_for_the_limit_is_refused_before_it_is_read() {
     let dir = scratch("memory-file");
-    // A version 1.0 header for float32 (20000000, 4, 8), padded as NumPy does.
-    let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (20000000, 4, 8), }";
-    let mut header = dict.to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let bytes = common::npy::raw_npy("<f4", &[20_000_000, 4, 8], &[]);
     let path = dir.join("x.npy");
     std::fs::write(&path, &bytes).unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

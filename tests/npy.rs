@@ -907,19 +907,7 @@ fn fuzz_npz_reader() {
 
 /// An archive of raw `.npy` members, made with the zip crate.
 fn zip_bytes(members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
-    use std::io::Write;
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let options = zip::write::SimpleFileOptions::default().compression_method(method);
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, bytes) in members {
-        zip.start_file(*name, options).unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
+    common::npy::zip_of(members, deflate)
 }
 
 /// The offsets of every local header (`PK\3\4`) and central directory entry

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod errors;
+pub mod npy;
 pub mod random;
 pub mod spec;
 
