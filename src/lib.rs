@@ -60,6 +60,7 @@ pub mod pipeline;
 pub mod rng;
 pub mod runtime;
 pub mod scalar;
+pub mod schedule;
 pub mod span;
 pub mod syntax;
 pub mod train;

@@ -84,6 +84,21 @@ pub fn model_path(model: &str) -> String {
     format!("{}/models/{model}.cell", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The names of every bundled model (`models/*.cell`), sorted.
+pub fn model_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "cell")
+                .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// `max |got - want| <= rtol * max |want|` (with the scale at least 1e-300),
 /// and equal shapes.
 pub fn assert_close(what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>, rtol: f64) {
