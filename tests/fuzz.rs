@@ -24,6 +24,8 @@
 //! found is a compiler bug: keep its minimal input here as a plain `#[test]`
 //! with a comment saying so; it stays in the suite and passes once fixed.
 
+mod common;
+
 use cellc::check::check_source;
 use cellc::diagnostic::Diagnostic;
 use cellc::syntax::ast::Span;
@@ -168,19 +170,6 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(a panic without a message)".into())
 }
 
-/// `cases` cases, or as many as `PROPTEST_CASES` says (for a longer hunt).
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(cases),
-        // Shrinking a failure should not take longer than the run itself.
-        max_shrink_iters: 2_000,
-        ..ProptestConfig::default()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Inputs
 
@@ -295,7 +284,7 @@ fn apply(text: &str, m: &Mutation) -> String {
 // (a) random text
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -329,7 +318,7 @@ proptest! {
 // (b) the models, mutated
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     #[test]
     fn mutated_models_pass_or_fail_with_a_located_error(
@@ -582,7 +571,7 @@ fn generated_cell() -> impl Strategy<Value = GeneratedCell> {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(common::proptest_config(512))]
 
     #[test]
     fn generated_cells_never_panic(cell in generated_cell()) {

@@ -74,18 +74,6 @@ const OVERHEAD: usize = 1 << 20;
 
 // --- inputs ----------------------------------------------------------------------
 
-/// `PROPTEST_CASES` cases, or `cases`.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(cases),
-        max_shrink_iters: 1_000,
-        ..ProptestConfig::default()
-    }
-}
-
 /// A small array of any of the four kinds, up to three axes.
 fn array() -> impl Strategy<Value = ArrayData> {
     (prop::collection::vec(0usize..5, 0..4), 0u8..4, any::<u64>()).prop_map(
@@ -198,20 +186,10 @@ fn check_npz_file(path: &Path, bytes: &[u8]) -> Result<Vec<(String, NpyArray)>, 
     result
 }
 
-/// A version 1.0 `.npy` with this header dict and data.
-fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    let header = format!("{dict}\n");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 // --- properties ----------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(common::proptest_config(256))]
 
     #[test]
     fn random_bytes_as_npy_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
@@ -298,7 +276,7 @@ proptest! {
             "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
             dims.join(", ")
         );
-        let npy = npy_with_header(&dict, &data);
+        let npy = common::npy::npy_with_header(&dict, &data);
         let dir = scratch("fuzz_readers_huge");
         let (result, peak) = peak_during(|| check_npy_file(&dir.join("fuzz.npy"), &npy));
         prop_assert!(result.is_err());
@@ -316,7 +294,7 @@ proptest! {
 #[test]
 fn trailing_zeros_in_a_deflated_member_are_not_inflated() {
     let dir = scratch("fuzz_readers_trailing");
-    let mut npy = npy_with_header(
+    let mut npy = common::npy::npy_with_header(
         "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
         &[0; 24],
     );

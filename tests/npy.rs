@@ -414,16 +414,6 @@ fn truncated_data_and_header() {
     assert!(matches!(e, NpyError::Truncated { .. }), "{e:?}");
 }
 
-/// A version 1.0 file with the given header dict and data.
-fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    let header = format!("{dict}\n");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 #[test]
 fn bad_headers() {
     let cases: &[(&str, &str)] = &[
@@ -481,7 +471,7 @@ fn bad_headers() {
         ),
     ];
     for (dict, reason) in cases {
-        let e = read_npy_bytes(&npy_with_header(dict, &[]), "`h.npy`").unwrap_err();
+        let e = read_npy_bytes(&common::npy::npy_with_header(dict, &[]), "`h.npy`").unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, NpyError::BadHeader { .. }), "{dict}: {e:?}");
         assert!(msg.starts_with("`h.npy` has a bad NumPy header: "), "{msg}");
@@ -492,7 +482,7 @@ fn bad_headers() {
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}",
         "1, ".repeat(65)
     );
-    let e = read_npy_bytes(&npy_with_header(&many, &[0; 4]), "many").unwrap_err();
+    let e = read_npy_bytes(&common::npy::npy_with_header(&many, &[0; 4]), "many").unwrap_err();
     assert!(e.to_string().contains("'shape' has 65 axes"), "{e}");
 
     let deep = format!(
@@ -500,10 +490,10 @@ fn bad_headers() {
         "(".repeat(10_000),
         ")".repeat(10_000)
     );
-    let e = read_npy_bytes(&npy_with_header(&deep, &[]), "deep").unwrap_err();
+    let e = read_npy_bytes(&common::npy::npy_with_header(&deep, &[]), "deep").unwrap_err();
     assert!(e.to_string().contains("nested too deeply"), "{e}");
 
-    let mut bytes = npy_with_header(
+    let mut bytes = common::npy::npy_with_header(
         "{'descr': '<f4', 'fortran_order': False, 'shape': ()}",
         &[0; 4],
     );
@@ -522,8 +512,8 @@ fn lenient_header_spellings() {
         "{'shape': [2], 'fortran_order': False, 'descr': '<f4', 'extra': None}",
         "{'descr':'<f4','fortran_order':True,'shape':(1, 2)}",
     ] {
-        let a =
-            read_npy_bytes(&npy_with_header(dict, &data), "x").unwrap_or_else(|e| panic!("{e}"));
+        let a = read_npy_bytes(&common::npy::npy_with_header(dict, &data), "x")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             f32s(&a).iter().copied().collect::<Vec<_>>(),
             [1.0, 2.0],
@@ -534,7 +524,7 @@ fn lenient_header_spellings() {
     let mut long = data.clone();
     long.extend_from_slice(&[9; 7]);
     let e = read_npy_bytes(
-        &npy_with_header(
+        &common::npy::npy_with_header(
             "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
             &long,
         ),
@@ -865,7 +855,7 @@ fn fuzz_npy_reader() {
         }
         let n = rng.below(64);
         let data = random_bytes(&mut rng, n);
-        check_npy(&npy_with_header(&dict, &data));
+        check_npy(&common::npy::npy_with_header(&dict, &data));
     }
 }
 
@@ -932,7 +922,7 @@ fn small_f64() -> Vec<u8> {
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect();
-    npy_with_header(
+    common::npy::npy_with_header(
         "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
         &data,
     )
@@ -993,7 +983,7 @@ fn npz_member_longer_than_its_directory_says_is_refused_after_one_byte() {
 fn npz_member_declaring_a_huge_shape_is_refused_from_its_header() {
     // [1073741824] float64 is 8 GiB; the member holds 16 bytes of data.
     let dir = scratch("npz_huge_shape");
-    let member = npy_with_header(
+    let member = common::npy::npy_with_header(
         "{'descr': '<f8', 'fortran_order': False, 'shape': (1073741824,), }",
         &[0; 16],
     );

@@ -84,6 +84,20 @@ pub fn model_path(model: &str) -> String {
     format!("{}/models/{model}.cell", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A proptest configuration of `cases` cases, or as many as `PROPTEST_CASES`
+/// says (for a longer hunt); shrinking a failure should not take longer than
+/// the run itself.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
+        max_shrink_iters: 2_000,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// The names of every bundled model (`models/*.cell`), sorted.
 pub fn model_names() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");

@@ -24,6 +24,17 @@ pub fn raw_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A version 1.0 `.npy` with this header dict exactly as given (no padding)
+/// and `data`: for headers NumPy would never write.
+pub fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    let header = format!("{dict}\n");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
 /// A zip archive of `(name, bytes)` members, stored or deflated, made with the
 /// zip crate.
 pub fn zip_of(members: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
