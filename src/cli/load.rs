@@ -3,13 +3,13 @@
 //! matched to the cell.
 
 use super::{Backend, DataArgs, Failure};
-use crate::data::bind::{self, BindError, Constraint};
+use crate::data::bind::{self, BindError};
 use crate::data::generate::{self, Generate, GenerateError};
 use crate::data::matching::{self, DataError, Named};
 use crate::data::{self, ArrayData, NpyArray, NpyFile, NpyHeader, NpzFile};
 use crate::diagnostic::Diagnostic;
 use crate::diagnostic::render_all;
-use crate::graph::dim::{Bindings, shape_string};
+use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
 use crate::runtime::memory::{self, Pass};
@@ -224,96 +224,22 @@ fn expect_float<F: Real>(what: &str, header: &NpyHeader) -> Result<(), Failure> 
     )))
 }
 
-/// The shapes the files declare, checked against the cell before any data is
-/// read, as `matching::prepare` checks the arrays later (same names, ranks
-/// and dimension equations, inputs first): a file of the wrong shape is
-/// refused before it fills memory.
+/// The arrays' shapes, from their files' headers, checked against the cell
+/// before any data is read (`readout.*` parameters are left out of run and
+/// grad).
 fn check_declared(
     step: &StepGraph,
     defs: &Bindings,
     params: Option<&[(String, Vec<usize>)]>,
     inputs: &[(String, Vec<usize>)],
 ) -> Result<(), Failure> {
-    let mut param_constraints = Vec::new();
-    for (name, shape) in params.unwrap_or_default() {
-        if name.starts_with("readout.") {
-            continue; // left out of run and grad
-        }
-        let Some(p) = step.param_index(name) else {
-            return Err(DataError::ExtraParam {
-                name: name.clone(),
-                cell: step.name.clone(),
-                known: step
-                    .params
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-            .into());
-        };
-        let dims = &step.params[p].dims;
-        if shape.len() != dims.len() {
-            return Err(DataError::Rank {
-                what: "parameter",
-                name: name.clone(),
-                found: shape.clone(),
-                expected: shape_string(dims),
-            }
-            .into());
-        }
-        for (axis, d) in dims.iter().enumerate() {
-            param_constraints.push(Constraint {
-                expr: d.clone(),
-                actual: shape[axis],
-                source: format!(
-                    "parameter `{name}` {shape:?}, axis {axis} of {}",
-                    shape_string(dims)
-                ),
-            });
-        }
-    }
-    if let Some(given) = params
-        && let Some(missing) = step
-            .params
-            .iter()
-            .find(|p| !given.iter().any(|(name, _)| *name == p.name))
-    {
-        return Err(DataError::MissingParam {
-            name: missing.name.clone(),
-            expected: shape_string(&missing.dims),
-        }
-        .into());
-    }
-    let mut constraints = Vec::new();
-    for (name, shape) in inputs {
-        let Some(i) = step.inputs.iter().position(|s| s.name == *name) else {
-            continue; // prepare names it
-        };
-        let size = &step.inputs[i].size;
-        let shape: Vec<usize> = match shape.as_slice() {
-            [t, n] => vec![*t, 1, *n],
-            [_, _, _] => shape.clone(),
-            _ => {
-                return Err(DataError::Rank {
-                    what: "input",
-                    name: name.clone(),
-                    found: shape.clone(),
-                    expected: format!("[T, B, {size}] or [T, {size}]"),
-                }
-                .into());
-            }
-        };
-        constraints.push(Constraint {
-            expr: size.clone(),
-            actual: shape[2],
-            source: format!("input `{name}` [T, B, {size}] = {shape:?}"),
-        });
-    }
-    // Inputs first, as prepare binds them: a wrong parameter is then the one named.
-    constraints.extend(param_constraints);
-    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
-    bind::bind_partial(&dims, defs, &constraints)?;
+    let params: Option<Vec<(String, Vec<usize>)>> = params.map(|ps| {
+        ps.iter()
+            .filter(|(name, _)| !name.starts_with("readout."))
+            .cloned()
+            .collect()
+    });
+    matching::check_shapes(step, defs, params.as_deref(), inputs)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! input or initial state, whether its shape fits the cell, and what every
 //! dimension is. Every error names the array and says what was expected.
 
-use super::bind::{BindError, Constraint, bind_step};
+use super::bind::{self, BindError, Constraint, bind_step};
 use crate::graph::dim::{Bindings, shape_string};
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
@@ -66,6 +66,123 @@ pub enum DataError {
 /// Named arrays as they come from files.
 pub type Named<F> = Vec<(String, ArrayD<F>)>;
 
+/// The constraints a parameter named `name` of `shape` puts on the cell's
+/// dimensions, and its index; an error when the cell has no such parameter or
+/// its rank differs.
+fn param_shape(
+    step: &StepGraph,
+    name: &str,
+    shape: &[usize],
+) -> Result<(usize, Vec<Constraint>), DataError> {
+    let Some(p) = step.param_index(name) else {
+        return Err(DataError::ExtraParam {
+            name: name.to_string(),
+            cell: step.name.clone(),
+            known: step
+                .params
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let dims = &step.params[p].dims;
+    if shape.len() != dims.len() {
+        return Err(DataError::Rank {
+            what: "parameter",
+            name: name.to_string(),
+            found: shape.to_vec(),
+            expected: shape_string(dims),
+        });
+    }
+    let constraints = dims
+        .iter()
+        .enumerate()
+        .map(|(axis, d)| Constraint {
+            expr: d.clone(),
+            actual: shape[axis],
+            source: format!(
+                "parameter `{name}` {shape:?}, axis {axis} of {}",
+                shape_string(dims)
+            ),
+        })
+        .collect();
+    Ok((p, constraints))
+}
+
+/// An error naming the first parameter of the cell that `given` says is not.
+fn all_params_given(step: &StepGraph, given: impl Fn(usize) -> bool) -> Result<(), DataError> {
+    match (0..step.params.len()).find(|&p| !given(p)) {
+        Some(p) => Err(DataError::MissingParam {
+            name: step.params[p].name.clone(),
+            expected: shape_string(&step.params[p].dims),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The constraint input `i` (named `name`) of `shape`, `[T, B, n]` or `[T, n]`,
+/// puts on its size; an error for another rank.
+fn input_shape(
+    step: &StepGraph,
+    i: usize,
+    name: &str,
+    shape: &[usize],
+) -> Result<Constraint, DataError> {
+    let size = &step.inputs[i].size;
+    let full: Vec<usize> = match shape {
+        [t, n] => vec![*t, 1, *n],
+        [_, _, _] => shape.to_vec(),
+        _ => {
+            return Err(DataError::Rank {
+                what: "input",
+                name: name.to_string(),
+                found: shape.to_vec(),
+                expected: format!("[T, B, {size}] or [T, {size}]"),
+            });
+        }
+    };
+    Ok(Constraint {
+        expr: size.clone(),
+        actual: full[2],
+        source: format!("input `{name}` [T, B, {size}] = {full:?}"),
+    })
+}
+
+/// What `prepare` checks of parameters and inputs that their shapes alone
+/// decide, for arrays not read yet (from their files' headers): names, ranks,
+/// every parameter given, and the dimensions they bind, against each other
+/// and `defines`. `params` is `None` when they are generated. An input the
+/// cell lacks is left for `prepare` to name.
+pub fn check_shapes(
+    step: &StepGraph,
+    defines: &Bindings,
+    params: Option<&[(String, Vec<usize>)]>,
+    inputs: &[(String, Vec<usize>)],
+) -> Result<(), DataError> {
+    let mut param_constraints = Vec::new();
+    let mut given = vec![false; step.params.len()];
+    for (name, shape) in params.unwrap_or_default() {
+        let (p, c) = param_shape(step, name, shape)?;
+        param_constraints.extend(c);
+        given[p] = true;
+    }
+    if params.is_some() {
+        all_params_given(step, |p| given[p])?;
+    }
+    let mut constraints = Vec::new();
+    for (name, shape) in inputs {
+        if let Some(i) = step.inputs.iter().position(|s| s.name == *name) {
+            constraints.push(input_shape(step, i, name, shape)?);
+        }
+    }
+    // Inputs first, as prepare binds them: a wrong parameter is then the one named.
+    constraints.extend(param_constraints);
+    let dims: Vec<String> = step.dims.iter().map(|d| d.name.clone()).collect();
+    bind::bind_partial(&dims, defines, &constraints)?;
+    Ok(())
+}
+
 /// Matches arrays to the cell by name and binds its dimensions. Every
 /// parameter given must be one of the cell's.
 pub fn prepare<F: Real>(
@@ -86,43 +203,11 @@ pub fn prepare<F: Real>(
     // Parameters.
     let mut by_param: Vec<Option<ArrayD<F>>> = vec![None; step.params.len()];
     for (name, a) in params {
-        let Some(p) = step.param_index(&name) else {
-            return Err(DataError::ExtraParam {
-                name,
-                cell: step.name.clone(),
-                known: list(step.params.iter().map(|p| p.name.as_str()).collect()),
-            });
-        };
-        let dims = &step.params[p].dims;
-        if a.ndim() != dims.len() {
-            return Err(DataError::Rank {
-                what: "parameter",
-                name,
-                found: a.shape().to_vec(),
-                expected: shape_string(dims),
-            });
-        }
-        for (axis, d) in dims.iter().enumerate() {
-            param_constraints.push(Constraint {
-                expr: d.clone(),
-                actual: a.shape()[axis],
-                source: format!(
-                    "parameter `{name}` {:?}, axis {axis} of {}",
-                    a.shape(),
-                    shape_string(dims)
-                ),
-            });
-        }
+        let (p, c) = param_shape(step, &name, a.shape())?;
+        param_constraints.extend(c);
         by_param[p] = Some(a);
     }
-    for (p, a) in by_param.iter().enumerate() {
-        if a.is_none() {
-            return Err(DataError::MissingParam {
-                name: step.params[p].name.clone(),
-                expected: shape_string(&step.params[p].dims),
-            });
-        }
-    }
+    all_params_given(step, |p| by_param[p].is_some())?;
 
     // Inputs: [T, B, n], or [T, n] for one sequence.
     let mut by_input: Vec<Option<Array3<F>>> = vec![None; step.inputs.len()];
@@ -135,18 +220,10 @@ pub fn prepare<F: Real>(
                 known: list(step.inputs.iter().map(|s| s.name.as_str()).collect()),
             });
         };
-        let size = &step.inputs[i].size;
+        let constraint = input_shape(step, i, &name, a.shape())?;
         let a = match a.ndim() {
             2 => a.insert_axis(Axis(1)),
-            3 => a,
-            _ => {
-                return Err(DataError::Rank {
-                    what: "input",
-                    name,
-                    found: a.shape().to_vec(),
-                    expected: format!("[T, B, {size}] or [T, {size}]"),
-                });
-            }
+            _ => a,
         };
         let a = a.into_dimensionality::<Ix3>().expect("three axes");
         let (t, b, n) = a.dim();
@@ -164,11 +241,8 @@ pub fn prepare<F: Real>(
             }
             _ => {}
         }
-        constraints.push(Constraint {
-            expr: size.clone(),
-            actual: n,
-            source: format!("input `{name}` [T, B, {size}] = {:?}", a.shape()),
-        });
+        debug_assert_eq!(constraint.actual, n);
+        constraints.push(constraint);
         by_input[i] = Some(a);
     }
     for (i, a) in by_input.iter().enumerate() {
