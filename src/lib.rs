@@ -50,6 +50,7 @@
 pub mod autodiff;
 pub mod check;
 pub mod cli;
+pub mod codegen;
 pub mod data;
 pub mod derivation;
 pub mod diagnostic;

@@ -25,8 +25,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
     ("schedule", &["graph"]),
+    ("codegen", &["graph", "schedule", "opt", "scalar"]),
     ("pipeline", &["check", "graph", "unroll", "autodiff", "opt"]),
-    ("runtime", &["graph", "interp", "autodiff"]),
+    ("runtime", &["graph", "interp", "autodiff", "codegen"]),
     ("data", &["graph", "runtime", "rng"]),
     ("train", &["graph", "runtime"]),
     (

@@ -10,7 +10,9 @@
 //! * (d) with per-sequence lengths and `reverse`, BPTT still equals finite
 //!   differences;
 //! * (e) the adjoint step's node-count ratio is recorded and printed (a report
-//!   item, not a failure).
+//!   item, not a failure);
+//! * (f) the native back end (`--backend jit`) gives what the interpreter
+//!   gives, forward and gradients, with lengths and `reverse`, to 1e-12.
 //!
 //! ## The generator
 //!
@@ -1871,6 +1873,8 @@ enum Mode {
     Unrolled,
     /// (a), (d), (e).
     Lengths,
+    /// (a), (f).
+    Native,
 }
 
 /// Why a case did not pass.
@@ -1926,10 +1930,13 @@ fn run_case(case: &Case, mode: Mode, stats: &Mutex<Stats>) -> Result<(), Outcome
         }
     }
     let (lengths, reverse) = match mode {
-        Mode::Lengths => (Some(case.lengths.clone()), case.reverse),
+        Mode::Lengths | Mode::Native => (Some(case.lengths.clone()), case.reverse),
         _ => (None, false),
     };
     let mut p = problem(&cell, &step, lengths, reverse, case.give_init, case.seed)?;
+    if mode == Mode::Native {
+        return native_equals_interpreter(&step, &adj, &p);
+    }
     let g = backward(&step, &adj, &p.seq, &p.cot).map_err(|e| format!("backward: {e}"))?;
     if mode == Mode::Unrolled {
         compare_unrolled(&step, &p, &g)?;
@@ -1944,6 +1951,92 @@ fn run_case(case: &Case, mode: Mode, stats: &Mutex<Stats>) -> Result<(), Outcome
     let mut st = stats.lock().unwrap();
     st.fd.probes += count.probes;
     st.fd.kink_skips += count.kink_skips;
+    Ok(())
+}
+
+/// (f) The native back end computes what the interpreter does: outputs,
+/// final states and every gradient, to 1e-12 of each array's largest entry
+/// (they differ in summation order only), non-finite entries alike.
+fn native_equals_interpreter(
+    step: &StepGraph,
+    adj: &cellc::autodiff::StepAdjoint,
+    p: &Problem,
+) -> Result<(), Outcome> {
+    use cellc::runtime::backend::{Backend, bptt_kernels, kernel};
+    use cellc::runtime::backward::run_backward;
+    use cellc::runtime::forward::{initial_history, run_forward};
+    let seq = &p.seq;
+    let run = |backend: Backend| -> Result<Vec<(String, ArrayD<f64>)>, String> {
+        let mut k = kernel::<f64>(backend, &step.graph, &seq.bindings, seq.batch)
+            .map_err(|e| format!("{backend:?} kernel: {e}"))?;
+        let traj = run_forward(step, &mut k, seq, initial_history(step, seq))
+            .map_err(|e| format!("{backend:?} forward: {e}"))?
+            .0;
+        let (mut f, mut b) = bptt_kernels::<f64>(backend, adj, &seq.bindings, seq.batch)
+            .map_err(|e| format!("{backend:?} BPTT kernels: {e}"))?;
+        let g = run_backward(
+            step,
+            &mut f,
+            &mut b,
+            seq,
+            &p.cot,
+            initial_history(step, seq),
+        )
+        .map_err(|e| format!("{backend:?} backward: {e}"))?
+        .1;
+        let mut all: Vec<(String, ArrayD<f64>)> = Vec::new();
+        all.extend(
+            traj.outputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("output {i}"), a)),
+        );
+        all.extend(
+            traj.last
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("last {i}"), a.into_dyn())),
+        );
+        all.extend(
+            g.params
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("dparam {i}"), a)),
+        );
+        all.extend(
+            g.inputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("dinput {i}"), a.into_dyn())),
+        );
+        all.extend(
+            g.init
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("dinit {i}"), a.into_dyn())),
+        );
+        Ok(all)
+    };
+    let want = run(Backend::Interp)?;
+    let got = run(Backend::Jit)?;
+    for ((what, w), (_, g)) in want.iter().zip(&got) {
+        let scale = w
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(1e-300f64, |m, v| m.max(v.abs()));
+        for (a, b) in w.iter().zip(g.iter()) {
+            let same = if a.is_finite() && b.is_finite() {
+                (a - b).abs() <= 1e-12 * scale
+            } else {
+                a == b || (a.is_nan() && b.is_nan())
+            };
+            if !same {
+                return Err(Outcome::Fail(format!(
+                    "(f) {what}: the JIT gives {b:e} where the interpreter gives {a:e} (largest entry {scale:e})"
+                )));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -2042,6 +2135,11 @@ fn random_cells_bptt_equals_unrolled_and_finite_differences() {
 #[test]
 fn random_cells_with_lengths_and_reverse_match_finite_differences() {
     property("(d) lengths and reverse", 32, Mode::Lengths);
+}
+
+#[test]
+fn random_cells_native_equals_interpreter() {
+    property("(f) JIT = interpreter", 64, Mode::Native);
 }
 
 /// A sample of generated cells, for reading: `cargo test --test random_cells

@@ -119,3 +119,46 @@ fn every_model_classifies_consistently() {
         }
     }
 }
+
+/// The fused plan of every model's step, and of BPTT's forward and adjoint
+/// steps, as `cellc graph --schedule [--grad]` prints them: which nodes are
+/// runtime calls (products, reductions, concatenations), which elementwise
+/// nodes share a loop, and which values go to memory.
+#[test]
+fn schedule_snapshots() {
+    insta::glob!("../models", "*.cell", |path| {
+        let step = common::load(path.to_str().unwrap());
+        let adj = cellc::pipeline::differentiate_step(&step).unwrap();
+        let show = |g: &cellc::graph::Graph, title: &str| cellc::schedule::fuse(g).print(g, title);
+        let simplified = cellc::pipeline::simplify(&step.graph).unwrap();
+        let mut out = show(&simplified, "step");
+        out.push('\n');
+        out.push_str(&show(&adj.forward, "forward step"));
+        out.push('\n');
+        out.push_str(&show(&adj.backward, "adjoint step"));
+        insta::assert_snapshot!("schedule", out);
+    });
+}
+
+/// Fusion puts the LSTM's four gate products before one loop that computes
+/// every gate and both states: one pass over the products' results.
+#[test]
+fn the_lstm_step_is_products_then_one_loop() {
+    let step = common::load(&common::model_path("lstm"));
+    let g = cellc::pipeline::simplify(&step.graph).unwrap();
+    let plan = cellc::schedule::fuse(&g);
+    let kinds: Vec<String> = plan
+        .items
+        .iter()
+        .map(|i| match i {
+            cellc::schedule::Item::Call(n) => g.node(*n).op.name(),
+            cellc::schedule::Item::Loop(_) => "loop".into(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["concat", "matvec", "matvec", "matvec", "matvec", "loop"],
+        "{}",
+        plan.print(&g, "lstm")
+    );
+}

@@ -10,9 +10,9 @@ use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::StepGraph;
+use crate::runtime::backend::{bptt_kernels, kernel};
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
-use crate::runtime::kernel::{Interpreted, interpreted_bptt};
 use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Trajectory;
 use ndarray::ArrayD;
@@ -51,13 +51,55 @@ fn check_unrolled_size(step: &StepGraph, t: usize, grad: bool) -> Result<(), Fai
     Ok(())
 }
 
-pub(super) fn cmd_graph(
-    path: &Path,
+/// `cellc graph --schedule`: the fused plan of the step (and of BPTT's two
+/// steps), as the native back end runs it.
+fn print_schedule(
+    step: &crate::graph::step::StepGraph,
     unroll: Option<usize>,
     grad: bool,
     format: Format,
 ) -> Result<(), Failure> {
+    if unroll.is_some() {
+        return Err(Failure(
+            "error: --schedule prints the schedule of one step; leave out --unroll".into(),
+        ));
+    }
+    if format != Format::Text {
+        return Err(Failure("error: --schedule is printed as text only".into()));
+    }
+    let plan = |g: &crate::graph::Graph, title: String| crate::schedule::fuse(g).print(g, &title);
+    let out = if grad {
+        compile_fits(step, "derivation", None)?;
+        let adj = crate::pipeline::differentiate_step(step)?;
+        let mut out = plan(
+            &adj.forward,
+            format!("schedule of forward step {}", step.name),
+        );
+        out.push('\n');
+        out.push_str(&plan(
+            &adj.backward,
+            format!("schedule of adjoint step {}", step.name),
+        ));
+        out
+    } else {
+        let g = crate::pipeline::simplify(&step.graph)?;
+        plan(&g, format!("schedule of step {}", step.name))
+    };
+    emit(&out)?;
+    Ok(())
+}
+
+pub(super) fn cmd_graph(
+    path: &Path,
+    unroll: Option<usize>,
+    grad: bool,
+    schedule: bool,
+    format: Format,
+) -> Result<(), Failure> {
     let step = load_cell(path)?;
+    if schedule {
+        return print_schedule(&step, unroll, grad, format);
+    }
     if let Some(t) = unroll {
         check_unrolled_size(&step, t, grad)?;
     }
@@ -135,7 +177,7 @@ pub(super) fn cmd_run<F: Real + 'static>(
     let (step, src) = load_checked(path)?;
     check_output(out, d, &[("cell file", Some(path))])?;
     let seq = load_data::<F>(&step, d, &src, Pass::Run)?;
-    let kernel = Interpreted::new(&step.graph, &seq.bindings, seq.batch)?;
+    let kernel = kernel::<F>(d.backend.into(), &step.graph, &seq.bindings, seq.batch)?;
     let progress = Progress::new(seq.steps);
     let mut kernel = progress.ticking(kernel, "forward");
     let history = initial_history(&step, &seq);
@@ -251,7 +293,7 @@ pub(super) fn cmd_grad<F: Real + 'static>(
         crate::pipeline::differentiate_step_for(&step, &in_loss)?
     };
     check_cotangents(&step, &adj, &cot)?;
-    let (forward, adjoint) = interpreted_bptt(&adj, &seq.bindings, seq.batch)?;
+    let (forward, adjoint) = bptt_kernels::<F>(d.backend.into(), &adj, &seq.bindings, seq.batch)?;
     let progress = Progress::new(2 * seq.steps);
     let mut forward = progress.ticking(forward, "forward");
     let mut adjoint = progress.ticking(adjoint, "backward");

@@ -2,7 +2,7 @@
 //! run, read from files (converted to the run's float type) or generated, then
 //! matched to the cell.
 
-use super::{Backend, DataArgs, Failure};
+use super::{DataArgs, Failure};
 use crate::data::bind::{self, BindError};
 use crate::data::generate::{self, Generate, GenerateError};
 use crate::data::matching::{self, DataError, Named};
@@ -288,11 +288,6 @@ pub fn load_data<F: Real + 'static>(
     src: &Source,
     pass: Pass<'_>,
 ) -> Result<Sequences<F>, Failure> {
-    if d.backend == Backend::Jit {
-        return Err(Failure(
-            "error: --backend jit is not available yet (the native back end is not built); use --backend interp".into(),
-        ));
-    }
     // Taken before anything is read: what the process maps from here on is
     // the run's own, and the estimate counts it.
     let limit = memory::available(d.max_memory);

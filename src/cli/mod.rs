@@ -61,6 +61,15 @@ pub enum Backend {
     Interp,
 }
 
+impl From<Backend> for crate::runtime::backend::Backend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Jit => crate::runtime::backend::Backend::Jit,
+            Backend::Interp => crate::runtime::backend::Backend::Interp,
+        }
+    }
+}
+
 /// Where the data of a run comes from (shared by `run` and `grad`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
@@ -97,9 +106,9 @@ pub struct DataArgs {
     /// (with a note)
     #[arg(verbatim_doc_comment, long, value_enum, default_value = "f32")]
     pub dtype: DType,
-    /// How each step runs: `interp`, the reference interpreter; `jit`, native
-    /// code (not built yet)
-    #[arg(verbatim_doc_comment, long, value_enum, default_value = "interp")]
+    /// How each step runs: `jit`, native code compiled for the run's sizes;
+    /// `interp`, the reference interpreter
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = "jit")]
     pub backend: Backend,
     /// Bind a dimension, `-D H=128` (repeatable); the others are inferred from
     /// the arrays given
@@ -158,6 +167,11 @@ pub enum Command {
         /// BPTT, and the adjoint step (or the adjoint of the unrolled graph)
         #[arg(verbatim_doc_comment, long)]
         grad: bool,
+        /// Print the schedule the native back end runs instead: the step's
+        /// matrix products and other calls, and its elementwise work fused
+        /// into loops (with --grad, of the forward and adjoint steps)
+        #[arg(verbatim_doc_comment, long)]
+        schedule: bool,
         /// `text` (stable: what the snapshot tests record) or `dot` (Graphviz)
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -337,8 +351,9 @@ pub fn main_with(cli: Cli) -> i32 {
             cell,
             unroll,
             grad,
+            schedule,
             format,
-        } => cmd_graph(&cell, unroll, grad, format),
+        } => cmd_graph(&cell, unroll, grad, schedule, format),
         Command::Run { cell, data, output } => match data.dtype {
             DType::F32 => cmd_run::<f32>(&cell, &data, output.as_deref()),
             DType::F64 => cmd_run::<f64>(&cell, &data, output.as_deref()),

@@ -693,7 +693,7 @@ pub fn binary_symbol(b: Binary) -> &'static str {
     }
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e15 {
         format!("{v:.1}")
     } else {

@@ -35,6 +35,25 @@ pub enum KernelError {
     IgnoredCotangent { output: String },
     #[error(transparent)]
     Memory(#[from] super::memory::MemoryError),
+    /// The native back end could not compile or run the step.
+    #[error("native code: {0}")]
+    Native(String),
+}
+
+impl<F: Real, K: StepKernel<F> + ?Sized> StepKernel<F> for Box<K> {
+    fn arg_shapes(&self) -> &[Vec<usize>] {
+        (**self).arg_shapes()
+    }
+    fn result_shapes(&self) -> &[Vec<usize>] {
+        (**self).result_shapes()
+    }
+    fn run(
+        &mut self,
+        args: &[ArrayViewD<'_, F>],
+        results: &mut [ArrayViewMutD<'_, F>],
+    ) -> Result<(), KernelError> {
+        (**self).run(args, results)
+    }
 }
 
 /// One compiled step.

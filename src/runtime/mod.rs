@@ -2,9 +2,11 @@
 //! step's kernels over sequences (forward, BPTT, truncated BPTT) on flat,
 //! preallocated buffers. Its data comes from `data`, which it does not import.
 
+pub mod backend;
 pub mod backward;
 pub mod forward;
 pub mod kernel;
 pub mod memory;
+pub mod native;
 pub mod truncated;
 pub mod types;

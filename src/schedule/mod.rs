@@ -4,5 +4,7 @@
 //! every node when it can be computed. Nothing runs on it yet.
 
 mod classify;
+mod fuse;
 
 pub use classify::{Classes, Phase, TimeDependence, classify};
+pub use fuse::{Fused, Home, Item, Loop, fuse, is_elementwise};

@@ -1,0 +1,168 @@
+//! Code generation: a step graph's fused plan (`schedule::fuse`) → native
+//! code, compiled in process with Cranelift (`cranelift-jit`).
+//!
+//! [`compile`] fixes every size (the bindings and the batch), lays out the
+//! values the plan keeps in memory ([`lower::layout`]), emits one function
+//! per step graph ([`lower::Lowerer`]) and returns it callable
+//! ([`CompiledStep`]). The plan's calls go to runtime routines
+//! ([`helpers`]) registered with the JIT by name.
+
+pub mod helpers;
+pub mod lower;
+
+use crate::graph::Graph;
+use crate::graph::dim::Bindings;
+use cranelift_codegen::ir::{AbiParam, InstBuilder};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
+pub use lower::{F32, F64, Precision};
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CodegenError {
+    #[error("a size cannot be computed: {0}")]
+    Size(String),
+    /// A plan the lowering does not accept: a bug of the compiler.
+    #[error("the schedule cannot be lowered: {0}")]
+    Plan(String),
+    #[error("Cranelift failed: {0}")]
+    Cranelift(String),
+}
+
+/// The signature of a compiled step: argument pointers, result pointers,
+/// scratch memory.
+pub type StepFn = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8);
+
+/// One step graph compiled for fixed sizes, callable until dropped.
+pub struct CompiledStep {
+    module: Option<JITModule>,
+    func: StepFn,
+    /// Scratch elements a call needs.
+    pub scratch_len: usize,
+    pub precision: Precision,
+    /// Cranelift instructions emitted, for compile-cost reports.
+    pub instructions: usize,
+}
+
+impl CompiledStep {
+    /// Runs one step.
+    ///
+    /// # Safety
+    /// `args` and `results` hold one pointer per argument and result of the
+    /// graph compiled, each to a contiguous array of the compiled shape and
+    /// float type; results do not overlap arguments or each other; `scratch`
+    /// holds `scratch_len` elements.
+    pub unsafe fn call(&self, args: &[*const u8], results: &[*mut u8], scratch: *mut u8) {
+        // SAFETY: as the caller promises.
+        unsafe { (self.func)(args.as_ptr(), results.as_ptr(), scratch) }
+    }
+}
+
+impl Drop for CompiledStep {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the function pointer dies with `self`; nothing else
+            // points into the module's memory.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+// The module is only read after finalisation: the code is immutable.
+unsafe impl Send for CompiledStep {}
+
+fn cranelift<E: std::fmt::Display>(e: E) -> CodegenError {
+    CodegenError::Cranelift(e.to_string())
+}
+
+/// The host's instruction set, with the features it has (FMA and SSE4.1
+/// among them: without them vector fma and rounding become library calls).
+fn host_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, CodegenError> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(cranelift)?;
+    flags.set("is_pic", "false").map_err(cranelift)?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(cranelift)?;
+    let isa = cranelift_native::builder().map_err(cranelift)?;
+    isa.finish(settings::Flags::new(flags)).map_err(cranelift)
+}
+
+/// Compiles `g` for the bindings, batch and float type.
+pub fn compile(
+    g: &Graph,
+    bindings: &Bindings,
+    batch: usize,
+    prec: Precision,
+) -> Result<CompiledStep, CodegenError> {
+    // What runs is the simplified graph (one `[h; x]` where the equations
+    // build it twice); the schedule printed by `cellc graph --schedule` is of
+    // the same graph.
+    let simplified = crate::opt::simplify(g).map_err(|e| CodegenError::Plan(e.to_string()))?;
+    let g = &simplified;
+    let plan = crate::schedule::fuse(g);
+    let layout = lower::layout(g, &plan, bindings, batch, prec.lanes)?;
+    let mut jb = JITBuilder::with_isa(host_isa()?, cranelift_module::default_libcall_names());
+    for (name, ptr) in helpers::symbols() {
+        jb.symbol(name, ptr);
+    }
+    let mut module = JITModule::new(jb);
+    let ptr = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    for _ in 0..3 {
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+    }
+    let funcs = lower::import_routines(&mut module, &mut ctx.func, prec)?;
+    let mut fbc = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let flags = cranelift_codegen::ir::MemFlagsData::new().with_notrap();
+        let pointers = |b: &mut FunctionBuilder, base, n: usize| -> Vec<_> {
+            (0..n)
+                .map(|i| b.ins().load(ptr, flags, base, (i * 8) as i32))
+                .collect()
+        };
+        let args = pointers(&mut b, params[0], g.args.len());
+        let results = pointers(&mut b, params[1], g.results.len());
+        let mut low = lower::Lowerer {
+            b,
+            g,
+            plan: &plan,
+            layout: &layout,
+            bindings,
+            batch,
+            prec,
+            ptr,
+            args,
+            results,
+            scratch: params[2],
+            funcs,
+        };
+        low.emit()?;
+        low.b.ins().return_(&[]);
+        low.b.finalize(module.target_config());
+    }
+    let instructions = ctx.func.dfg.num_insts();
+    let id = module
+        .declare_function("step", Linkage::Local, &ctx.func.signature)
+        .map_err(cranelift)?;
+    module.define_function(id, &mut ctx).map_err(cranelift)?;
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(cranelift)?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: the function was built with exactly this signature.
+    let func: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(code) };
+    Ok(CompiledStep {
+        module: Some(module),
+        func,
+        scratch_len: layout.scratch_len,
+        precision: prec,
+        instructions,
+    })
+}
