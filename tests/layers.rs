@@ -25,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
     ("schedule", &["graph"]),
+    ("codegen", &["graph", "schedule", "kernels", "scalar"]),
     ("pipeline", &["check", "graph", "unroll", "autodiff", "opt"]),
     ("runtime", &["graph", "interp", "autodiff"]),
     ("data", &["graph", "runtime", "rng"]),
