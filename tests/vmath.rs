@@ -44,7 +44,11 @@ fn emitter(op: Unary) -> Emit {
 fn isas() -> Vec<(&'static str, OwnedTargetIsa)> {
     let flags = || {
         let mut f = settings::builder();
-        f.set("opt_level", "speed").unwrap();
+        f.set(
+            "opt_level",
+            &std::env::var("VMATH_OPT").unwrap_or("speed".into()),
+        )
+        .unwrap();
         f.set("is_pic", "false").unwrap();
         settings::Flags::new(f)
     };
@@ -122,7 +126,11 @@ fn compile(isa: OwnedTargetIsa, op: Unary, ty: Type) -> (JITModule, *const u8) {
     let id = module
         .declare_function(&format!("{op:?}"), Linkage::Local, &ctx.func.signature)
         .unwrap();
+    ctx.set_disasm(std::env::var_os("VMATH_DISASM").is_some());
     module.define_function(id, &mut ctx).unwrap();
+    if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+        eprintln!("{op:?} {ty}:\n{text}");
+    }
     module.finalize_definitions().unwrap();
     let code = module.get_finalized_function(id);
     (module, code)
@@ -343,4 +351,150 @@ fn softplus_f32_is_within_its_bound() {
 #[test]
 fn softplus_f64_is_within_its_bound() {
     check(Unary::Softplus, types::F64X2);
+}
+
+/// The op on `xs` (a multiple of the lane count) on the host's ISA.
+fn run(op: Unary, ty: Type, xs: &[f64]) -> Vec<f64> {
+    let (_, isa) = isas().swap_remove(0);
+    let (module, code) = compile(isa, op, ty);
+    let out = if ty == types::F32X4 {
+        let src: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+        let mut dst = vec![0f32; src.len()];
+        let f: extern "C" fn(i64, *const f32, *mut f32) = unsafe { std::mem::transmute(code) };
+        f((src.len() * 4) as i64, src.as_ptr(), dst.as_mut_ptr());
+        dst.iter().map(|&y| y as f64).collect()
+    } else {
+        let mut dst = vec![0f64; xs.len()];
+        let f: extern "C" fn(i64, *const f64, *mut f64) = unsafe { std::mem::transmute(code) };
+        f((xs.len() * 8) as i64, xs.as_ptr(), dst.as_mut_ptr());
+        dst
+    };
+    drop(module);
+    out
+}
+
+#[test]
+fn saturation_is_exact_and_tiny_inputs_keep_their_value() {
+    for ty in [types::F32X4, types::F64X2] {
+        let big = [50.0, 1e5, 3e38, f64::INFINITY];
+        let neg: Vec<f64> = big.iter().map(|x| -x).collect();
+        let tiny = [1e-30, -1e-30, 1e-40, -0.0];
+        let f = |op, xs: &[f64]| run(op, ty, xs);
+        assert_eq!(f(Unary::Sigmoid, &big), [1.0; 4], "{ty}");
+        assert_eq!(
+            f(Unary::Sigmoid, &[-200.0, -1e5, -3e38, -f64::INFINITY])[1..],
+            [0.0; 3]
+        );
+        assert_eq!(f(Unary::Tanh, &big), [1.0; 4], "{ty}");
+        assert_eq!(f(Unary::Tanh, &neg), [-1.0; 4], "{ty}");
+        // The inputs as the lane type holds them.
+        let exact = |xs: &[f64]| -> Vec<f64> {
+            xs.iter()
+                .map(|&x| {
+                    if ty == types::F32X4 {
+                        x as f32 as f64
+                    } else {
+                        x
+                    }
+                })
+                .collect()
+        };
+        let t = f(Unary::Tanh, &tiny);
+        assert_eq!(t, exact(&tiny), "{ty}: tanh x = x for tiny x");
+        assert!(t[3].is_sign_negative(), "tanh(-0) = -0");
+        assert_eq!(
+            f(Unary::Softplus, &big),
+            exact(&big),
+            "{ty}: softplus x = x"
+        );
+        let s = f(Unary::Softplus, &[-50.0, -1e5, -3e38, -f64::INFINITY]);
+        assert!(s[0] > 0.0 && s[1..] == [0.0; 3], "{ty}: {s:?}");
+        assert_eq!(
+            f(Unary::Exp, &[-f64::INFINITY, f64::INFINITY, 1e5, -1e5]),
+            [0.0, f64::INFINITY, f64::INFINITY, 0.0]
+        );
+        let l = f(Unary::Log, &[0.0, -0.0, -1.0, f64::INFINITY]);
+        assert!(
+            l[0] == f64::NEG_INFINITY
+                && l[1] == f64::NEG_INFINITY
+                && l[2].is_nan()
+                && l[3] == f64::INFINITY,
+            "{ty}: {l:?}"
+        );
+    }
+}
+
+/// Throughput, printed, not asserted (the machines are shared and noisy):
+/// `cargo test --release --test vmath -- --ignored --nocapture`
+/// (`VMATH_OPT=none` for Cranelift's other opt level, `VMATH_DISASM=1` to
+/// print each compiled loop).
+#[test]
+#[ignore]
+fn print_throughput() {
+    const N: usize = 4096; // in L1: the code generator's fused passes are too
+    const REPS: usize = 20_000;
+    for ty in [types::F32X4, types::F64X2] {
+        for op in [
+            Unary::Exp,
+            Unary::Log,
+            Unary::Tanh,
+            Unary::Sigmoid,
+            Unary::Softplus,
+        ] {
+            let (_, isa) = isas().swap_remove(0);
+            let (module, code) = compile(isa, op, ty);
+            let mut rng = SplitMix64::new(7);
+            let xs: Vec<f64> = (0..N)
+                .map(|_| match op {
+                    Unary::Log => 0.01 + 10.0 * rng.unit(),
+                    _ => 8.0 * rng.symmetric(),
+                })
+                .collect();
+            let (ours, libm) = if ty == types::F32X4 {
+                let src: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+                let mut dst = vec![0f32; N];
+                let f: extern "C" fn(i64, *const f32, *mut f32) =
+                    unsafe { std::mem::transmute(code) };
+                let t = std::time::Instant::now();
+                for _ in 0..REPS {
+                    f((N * 4) as i64, src.as_ptr(), dst.as_mut_ptr());
+                    std::hint::black_box(&mut dst);
+                }
+                let ours = t.elapsed();
+                let t = std::time::Instant::now();
+                for _ in 0..REPS / 10 {
+                    for (d, &s) in dst.iter_mut().zip(&src) {
+                        *d = op.apply(s);
+                    }
+                    std::hint::black_box(&mut dst);
+                }
+                (ours, t.elapsed() * 10)
+            } else {
+                let mut dst = vec![0f64; N];
+                let f: extern "C" fn(i64, *const f64, *mut f64) =
+                    unsafe { std::mem::transmute(code) };
+                let t = std::time::Instant::now();
+                for _ in 0..REPS {
+                    f((N * 8) as i64, xs.as_ptr(), dst.as_mut_ptr());
+                    std::hint::black_box(&mut dst);
+                }
+                let ours = t.elapsed();
+                let t = std::time::Instant::now();
+                for _ in 0..REPS / 10 {
+                    for (d, &s) in dst.iter_mut().zip(&xs) {
+                        *d = op.apply(s);
+                    }
+                    std::hint::black_box(&mut dst);
+                }
+                (ours, t.elapsed() * 10)
+            };
+            drop(module);
+            let rate = |t: std::time::Duration| (N * REPS) as f64 / t.as_secs_f64() / 1e9;
+            eprintln!(
+                "{op:?} {ty}: {:.2} G elements/s inline, {:.2} scalar std/libm",
+                rate(ours),
+                rate(libm)
+            );
+        }
+    }
 }

@@ -120,11 +120,11 @@ impl<'a, 'b> Lanes<'a, 'b> {
         self.b.ins().splat(self.int, s)
     }
 
-    fn to_int(&mut self, x: Value) -> Value {
+    fn as_int(&mut self, x: Value) -> Value {
         self.b.ins().bitcast(self.int, MemFlagsData::new(), x)
     }
 
-    fn to_float(&mut self, x: Value) -> Value {
+    fn as_float(&mut self, x: Value) -> Value {
         self.b.ins().bitcast(self.ty, MemFlagsData::new(), x)
     }
 
@@ -140,7 +140,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
     /// An `fcmp` mask as a float vector, as `bitselect` wants it.
     fn cmp(&mut self, cc: FloatCC, x: Value, y: Value) -> Value {
         let m = self.b.ins().fcmp(cc, x, y);
-        self.to_float(m)
+        self.as_float(m)
     }
 
     /// `if cond { yes } else { no }` lanewise; `cond` from [`Lanes::cmp`].
@@ -200,11 +200,11 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let (p, bias) = self.format();
         let shifter = self.c(1.5 * (p as f64).exp2());
         let t = self.add(k, shifter);
-        let t = self.to_int(t);
+        let t = self.as_int(t);
         let t = self.b.ins().ishl_imm_u(t, p);
         let bias = self.i(bias << p);
         let t = self.b.ins().iadd(t, bias);
-        self.to_float(t)
+        self.as_float(t)
     }
 
     /// x = n·ln2 + r with n integer-valued and |r| ≤ ln2/2 (plus rounding).
@@ -329,14 +329,14 @@ impl<'a, 'b> Lanes<'a, 'b> {
                 (1u64 << 52) - 1,
             )
         };
-        let bits = self.to_int(xs);
+        let bits = self.as_int(xs);
         let off = self.i(offset.wrapping_sub(sqrt_half));
         let ix = self.b.ins().iadd(bits, off);
         // e + offset as a float: or-ing a small integer into 2^p's mantissa.
         let e = self.b.ins().ushr_imm_u(ix, p);
         let two_p = self.i(self.bits_of((p as f64).exp2()));
         let e = self.b.ins().iadd(e, two_p);
-        let e = self.to_float(e);
+        let e = self.as_float(e);
         let bias = (p as f64).exp2() + (offset >> p) as f64;
         let bias = self.c(bias);
         let e = self.sub(e, bias);
@@ -345,7 +345,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let m = self.b.ins().band(ix, mask);
         let base = self.i(sqrt_half);
         let m = self.b.ins().iadd(m, base);
-        let m = self.to_float(m);
+        let m = self.as_float(m);
         let one = self.c(1.0);
         let f = self.sub(m, one);
         let (f, c) = self.log1p_parts(f);
