@@ -8,10 +8,13 @@
 //!
 //! Only float arithmetic (`fadd`, `fmul`, `fdiv`, `fma`, `fabs`, `floor`,
 //! `nearest`), `fcmp` + `bitselect`, same-width `bitcast`s and the SSE2
-//! integer ops `iadd`, `band`, `ishl_imm`, `ushr_imm` are used. There is no
-//! float↔int conversion and no arithmetic shift: on `i64x2` Cranelift lowers
-//! those only with AVX-512, so integers are moved in and out of floats by the
-//! "shifter" trick (adding 1.5·2^52 puts an integer in the low mantissa bits).
+//! integer ops `iadd`, `band`, `ishl_imm_u`, `ushr_imm_u` are used. There is
+//! no float↔int conversion and no arithmetic shift, because on `i64x2`
+//! Cranelift 0.135's x64 back end has no rule for `fcvt_to_sint_sat` from
+//! `f64x2`, converts `i64x2` to `f64x2` lane by lane through general
+//! registers, and has a one-instruction `sshr` only with AVX-512; integers are
+//! moved in and out of floats by the "shifter" trick instead (adding 1.5·2^52
+//! puts an integer in the low mantissa bits).
 //! Clamps are written `bitselect(fcmp(lt, hi, x), hi, x)`, which lowers to one
 //! `minps`/`maxps` whose operand order returns `x` when `x` is NaN.
 //! The target needs `has_sse41` (`floor`, `nearest` are one `roundps`) and
@@ -59,7 +62,7 @@
 //! [`max_ulp`] gives the bound asserted by `tests/vmath.rs`, in ulp of the
 //! result type (the ulp of a denormal result is the smallest denormal). f32 is
 //! measured against the f64 definition in `scalar`; f64 against the f64 libm
-//! (glibc: exp, log within 1 ulp of the true value, tanh within 2), so for f64
+//! (glibc documents 1–2 ulp for exp, log, log1p and tanh), so for f64
 //! the error to the true value may exceed the bound by libm's own error (at
 //! the worst f64 points found, a 60-digit evaluation put ours within 1.2 ulp
 //! and libm's tanh 1.9 ulp off, the other way).
