@@ -13,6 +13,7 @@
 //!   └─ opt       named simplification passes
 //!   └─ pipeline  the passes in order, the verifier after each
 //!   └─ interp    ndarray reference evaluator — the oracle
+//!   └─ codegen   Cranelift code for schedules: fused loops, inline vector math
 //!   └─ runtime   the kernel interface; the time loop forward and back on flat buffers
 //!   └─ data      NumPy files, dimension binding, array matching, generated data
 //!   └─ train     training policy on the gradients: clipping

@@ -25,7 +25,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
     ("schedule", &["graph"]),
-    ("codegen", &["graph", "schedule", "opt", "scalar"]),
+    (
+        "codegen",
+        &["graph", "schedule", "kernels", "opt", "scalar"],
+    ),
     ("pipeline", &["check", "graph", "unroll", "autodiff", "opt"]),
     ("runtime", &["graph", "interp", "autodiff", "codegen"]),
     ("data", &["graph", "runtime", "rng"]),

@@ -316,12 +316,6 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::fill(n, value, dst) }
             }
-            /// A transcendental op on one number, by its index in `Unary::ALL`.
-            pub(super) extern "C" fn unary(code: u32, x: $f) -> $f {
-                crate::scalar::Unary::ALL
-                    .get(code as usize)
-                    .map_or(<$f>::NAN, |u| u.apply(x))
-            }
             /// Every routine by its symbol name.
             pub(super) fn symbols() -> Vec<(String, *const u8)> {
                 vec![
@@ -338,7 +332,6 @@ macro_rules! entry_points {
                         batch_sum as *const u8,
                     ),
                     (format!("cellc_fill_{}", $suffix), fill as *const u8),
-                    (format!("cellc_unary_{}", $suffix), unary as *const u8),
                 ]
             }
         }

@@ -200,7 +200,6 @@ pub const ROUTINES: &[(&str, &str)] = &[
     ("reduce", "IPPPPP"),
     ("batch_sum", "PPPPP"),
     ("fill", "PFP"),
-    ("unary", "IF"),
 ];
 
 /// Declares every routine in `module` and imports it into `func`.
@@ -219,9 +218,6 @@ pub fn import_routines(
                 'F' => prec.scalar,
                 _ => types::I32,
             }));
-        }
-        if *name == "unary" {
-            sig.returns.push(AbiParam::new(prec.scalar));
         }
         let full = format!("cellc_{name}_{}", prec.suffix);
         let id = module
@@ -595,22 +591,12 @@ impl Lowerer<'_, '_> {
                 let low = self.select(lt, minus, x);
                 self.select(gt, one, low)
             }
-            Unary::Exp | Unary::Log | Unary::Tanh | Unary::Sigmoid | Unary::Softplus => {
-                self.transcendental(u, x)
-            }
+            Unary::Exp => super::vmath::exp(&mut self.b, self.prec.vector, x),
+            Unary::Log => super::vmath::log(&mut self.b, self.prec.vector, x),
+            Unary::Tanh => super::vmath::tanh(&mut self.b, self.prec.vector, x),
+            Unary::Sigmoid => super::vmath::sigmoid(&mut self.b, self.prec.vector, x),
+            Unary::Softplus => super::vmath::softplus(&mut self.b, self.prec.vector, x),
         }
-    }
-
-    /// Lane by lane through the scalar definition (`scalar::Unary::apply`).
-    fn transcendental(&mut self, u: Unary, x: Value) -> Value {
-        let code = self.b.ins().iconst(types::I32, unary_code(u) as i64);
-        let mut out = x;
-        for k in 0..self.prec.lanes {
-            let s = self.b.ins().extractlane(x, k as u8);
-            let r = self.call("unary", &[code, s]).expect("returns a value");
-            out = self.b.ins().insertlane(out, r, k as u8);
-        }
-        out
     }
 
     fn emit_call(&mut self, id: NodeId) -> Result<(), CodegenError> {
@@ -718,9 +704,4 @@ impl Lowerer<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// The code of a transcendental op, as the `unary` routine reads it.
-pub fn unary_code(u: Unary) -> u32 {
-    Unary::ALL.iter().position(|&v| v == u).unwrap_or(0) as u32
 }

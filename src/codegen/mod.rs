@@ -5,10 +5,12 @@
 //! values the plan keeps in memory ([`lower::layout`]), emits one function
 //! per step graph ([`lower::Lowerer`]) and returns it callable
 //! ([`CompiledStep`]). The plan's calls go to runtime routines
-//! ([`helpers`]) registered with the JIT by name.
+//! ([`helpers`]) registered with the JIT by name; exp, log, tanh, sigmoid
+//! and softplus are inline vector code ([`vmath`]), with documented bounds.
 
 pub mod helpers;
 pub mod lower;
+pub mod vmath;
 
 use crate::graph::Graph;
 use crate::graph::dim::Bindings;
