@@ -30,6 +30,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("data", &["graph", "runtime", "rng"]),
     ("train", &["graph", "runtime"]),
     (
+        "bench",
+        &["graph", "autodiff", "pipeline", "runtime", "data"],
+    ),
+    (
         "cli",
         &[
             "span",
@@ -47,6 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runtime",
             "data",
             "train",
+            "bench",
             "rng",
             "scalar",
         ],
