@@ -1123,7 +1123,7 @@ fn graph_unroll_three_steps() {
 // Not built yet: they must say so. (Real tests come with the commands.)
 // ---------------------------------------------------------------------------
 
-// `compile`, `bench`, `train` and `--backend jit` get real tests when they are
+// `compile`, `train` and `--backend jit` get real tests when they are
 // built (the native back end, training); until then they must fail with a
 // clear "not available yet", exit status 1, and create no file.
 #[test]
@@ -1142,9 +1142,21 @@ fn commands_not_built_yet_say_so() {
                 &not_yet,
             ),
             fails(
-                "bench",
+                "bench --backend jit",
                 &[
-                    "bench", m, "-D", "H=8", "-D", "X=3", "--seq", "4", "--batch", "2", "--json",
+                    "bench",
+                    m,
+                    "-D",
+                    "H=8",
+                    "-D",
+                    "X=3",
+                    "--seq",
+                    "4",
+                    "--batch",
+                    "2",
+                    "--json",
+                    "--backend",
+                    "jit",
                 ],
                 &not_yet,
             ),
