@@ -32,7 +32,9 @@ fn bench_model(c: &mut Criterion, model: &str) {
         let mut kernels =
             Kernels::<f32>::interpreted(&step, adj, &seq.bindings, seq.batch).expect("kernels");
         let work = Workload::new(&step, &seq, adj).expect("workload");
-        group.bench_function(name, |b| b.iter(|| work.call(&mut kernels).expect("a call")));
+        group.bench_function(name, |b| {
+            b.iter(|| work.call(&mut kernels).expect("a call"))
+        });
     }
     group.finish();
 }
