@@ -265,3 +265,44 @@ fn a_cell_with_an_error_is_reported_as_check_does() {
     let e = stderr(&o);
     assert!(e.contains("bad.cell:3:"), "{e}");
 }
+
+#[test]
+fn a_dimension_named_like_a_key_is_only_in_dims() {
+    let dir = scratch("bench-collide");
+    let cell = dir.join("collide.cell");
+    std::fs::write(
+        &cell,
+        "cell collide(x: [batch]) {\n  state h: [H] = 0\n  param W: [H, batch], U: [H, H]\n  h_t = tanh(W @ x_t + U @ h_{t-1})\n  output h\n}\n",
+    )
+    .unwrap();
+    let o = cellc(
+        &dir,
+        &[
+            "bench",
+            cell.to_str().unwrap(),
+            "-D",
+            "H=4",
+            "-D",
+            "batch=3",
+            "--seq",
+            "2",
+            "--batch",
+            "5",
+            "--repeats",
+            "1",
+            "--json",
+        ],
+    );
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let Json::Object(map) = parse_object(&out) else {
+        unreachable!()
+    };
+    // `batch` is the run's batch; the dimension `batch` is in `dims` only.
+    assert_eq!(map.get("batch"), Some(&Json::Number(5.0)), "{out}");
+    assert_eq!(map.get("H"), Some(&Json::Number(4.0)), "{out}");
+    let Some(Json::Object(dims)) = map.get("dims") else {
+        panic!("{out}")
+    };
+    assert_eq!(dims.get("batch"), Some(&Json::Number(3.0)), "{out}");
+}

@@ -289,7 +289,8 @@ pub enum Command {
     /// Time the kernels on generated data
     ///
     /// Times one call (the whole sequence forward, or forward then BPTT) on
-    /// random float32 parameters and inputs after warm-up, and prints the
+    /// random parameters and inputs (float32 unless --dtype f64) after
+    /// warm-up (at least one call and 0.2 s), and prints the
     /// time per call, steps·batch per second and GFLOP/s (matrix products
     /// only), and the time from the cell's text to callable kernels. With
     /// --json, one JSON object.
