@@ -306,3 +306,16 @@ fn a_dimension_named_like_a_key_is_only_in_dims() {
     };
     assert_eq!(dims.get("batch"), Some(&Json::Number(3.0)), "{out}");
 }
+
+#[test]
+fn a_bench_too_large_for_the_memory_is_refused_before_it_runs() {
+    let dir = scratch("bench-memory");
+    let o = lstm_bench(&dir, &["--max-memory", "1M"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("this bench needs about") && e.contains("state histories"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+}

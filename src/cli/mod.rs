@@ -113,6 +113,10 @@ pub struct BenchArgs {
     /// same seed gives the same numbers as `cellc run` with it
     #[arg(verbatim_doc_comment, long)]
     pub seed: Option<u64>,
+    /// The most memory the bench may use (`2G`, `512M`, bytes); by default,
+    /// what is free and what `ulimit -v` allows, less a tenth
+    #[arg(verbatim_doc_comment, long, value_name = "SIZE", value_parser = crate::runtime::memory::parse_size)]
+    pub max_memory: Option<u128>,
 }
 
 /// Where the data of a run comes from (shared by `run` and `grad`).
