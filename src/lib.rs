@@ -17,6 +17,7 @@
 //!   └─ runtime   the kernel interface; the time loop forward and back on flat buffers
 //!   └─ data      NumPy files, dimension binding, array matching, generated data
 //!   └─ train     training policy on the gradients: clipping
+//!   └─ bench     timing kernels on generated data; matrix FLOPs of a call
 //!   └─ cli       the `cellc` command (`derivation` prints the BPTT equations)
 //! ```
 //!
@@ -49,6 +50,7 @@
 //! ```
 
 pub mod autodiff;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod codegen;

@@ -1145,7 +1145,7 @@ fn graph_unroll_three_steps() {
 // Not built yet: they must say so. (Real tests come with the commands.)
 // ---------------------------------------------------------------------------
 
-// `compile`, `bench` and `train` get real tests when they are
+// `compile` and `train` get real tests when they are
 // built (the native back end, training); until then they must fail with a
 // clear "not available yet", exit status 1, and create no file.
 #[test]
@@ -1160,13 +1160,6 @@ fn commands_not_built_yet_say_so() {
                 "compile",
                 &[
                     "compile", m, "-D", "H=8", "-D", "X=3", "-o", "k.o", "--header", "k.h",
-                ],
-                &not_yet,
-            ),
-            fails(
-                "bench",
-                &[
-                    "bench", m, "-D", "H=8", "-D", "X=3", "--seq", "4", "--batch", "2", "--json",
                 ],
                 &not_yet,
             ),

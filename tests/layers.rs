@@ -34,6 +34,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("data", &["graph", "runtime", "rng"]),
     ("train", &["graph", "runtime"]),
     (
+        "bench",
+        &["graph", "autodiff", "pipeline", "runtime", "data"],
+    ),
+    (
         "cli",
         &[
             "span",
@@ -51,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runtime",
             "data",
             "train",
+            "bench",
             "rng",
             "scalar",
         ],

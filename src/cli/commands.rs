@@ -210,7 +210,7 @@ pub(super) fn cmd_run<F: Real + 'static>(
 
 /// Refuses a cell too large to derive and compile in the memory available,
 /// before the work that would exhaust it (see `memory::compile_estimate`).
-fn compile_fits(
+pub(super) fn compile_fits(
     step: &StepGraph,
     what: &'static str,
     max_memory: Option<u128>,

@@ -10,13 +10,15 @@ A compiler and runtime for recurrent neural-network cells.
 A cell is written as the equations of a paper in a `.cell` file. cellc checks
 it, shows its graph and its derived backward equations, and runs it forward
 (`run`) and backward (`grad`) over NumPy data: `.npy` for one array, `.npz` for
-named arrays, float32 unless `--dtype f64`, sequences time-major `[T, B, n]`.";
+named arrays, float32 unless `--dtype f64`, sequences time-major `[T, B, n]`.
+`bench` times the kernels on generated data.";
 
 pub(super) const CELLC_AFTER: &str = "\
 Examples:
   cellc check models/lstm.cell
   cellc run models/lstm.cell -D X=8 -D H=16 --seq 20 --batch 4
   cellc grad models/lstm.cell --params params.npz --input x.npy --cotangent dy.npz -o grads.npz
+  cellc bench models/lstm.cell -D X=8 -D H=16 --seq 20 --batch 4 --repeats 5
 
 `cellc COMMAND --help` shows a command's options, what it writes, and examples.";
 
@@ -74,10 +76,18 @@ Example, once built:
   cellc compile models/lstm.cell -D X=8 -D H=16 -o lstm.o --header lstm.h";
 
 pub(super) const BENCH_AFTER: &str = "\
-Output (once built): timings on stdout; nothing is written.
+Output: on stdout, the compile time (text to callable kernels), the time per
+call (median, min, mean), steps·batch per second and GFLOP/s (matrix-product
+FLOPs of a call over its median time); nothing is written. With --json, one
+line holding one JSON object: `cell`, `mode`, `backend`, `dtype`, `threads`,
+`seq`, `batch`, `seed`, `median_ms`, `min_ms`, `mean_ms`, `compile_ms`,
+`gflops`, `flops_per_call`, `steps_per_s`, `calls`, `warmup_calls`, `dims` (the
+bound dimensions by name) and each dimension again as a key of its own (`\"H\":
+16`), except one whose name is already a key (it is then only in `dims`).
 
-Example, once built:
-  cellc bench models/lstm.cell -D X=8 -D H=16 --seq 100 --batch 32 --json";
+Examples:
+  cellc bench models/lstm.cell -D X=8 -D H=16 --seq 20 --batch 4
+  cellc bench models/torch_lstm.cell -D X=8 -D H=16 --seq 20 --batch 4 --mode fwdbwd --repeats 5 --json";
 
 pub(super) const TRAIN_AFTER: &str = "\
 Output (once built): CKPT.npz, every parameter of the cell by its name and the

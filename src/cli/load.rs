@@ -45,6 +45,12 @@ impl Source {
 
 /// [`load_cell`], with the cell's text.
 pub fn load_checked(path: &Path) -> Result<(StepGraph, Source), Failure> {
+    check_text(path, &read_text(path)?)
+}
+
+/// A cell file's text, refused with the place of the first byte that is not
+/// UTF-8.
+pub(super) fn read_text(path: &Path) -> Result<String, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure(format!("error: cannot read `{}`: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -59,9 +65,14 @@ pub fn load_checked(path: &Path) -> Result<(StepGraph, Source), Failure> {
             path.display()
         ))
     })?;
+    Ok(text)
+}
+
+/// Parses and checks a cell's text (read from `path`); prints its warnings.
+pub(super) fn check_text(path: &Path, text: &str) -> Result<(StepGraph, Source), Failure> {
     let file = path.display().to_string();
-    let checked = crate::pipeline::check_source(&text).map_err(|f| Failure(f.render(&file)))?;
-    let source = crate::syntax::normalize_source(&text);
+    let checked = crate::pipeline::check_source(text).map_err(|f| Failure(f.render(&file)))?;
+    let source = crate::syntax::normalize_source(text);
     if !checked.warnings.is_empty() {
         eprint!("{}", render_all(&checked.warnings, &file, &source));
     }
@@ -254,7 +265,7 @@ fn warn_non_finite<F: Real>(named: &[(String, ArrayD<F>)], what: &str) {
 /// Generated input's length and batch, and the seed, when not given.
 const DEFAULT_SEQ: usize = 10;
 const DEFAULT_BATCH: usize = 2;
-const DEFAULT_SEED: u64 = 0;
+pub(super) const DEFAULT_SEED: u64 = 0;
 
 /// Warns about each flag the run will not use: `--seq` and `--batch` shape
 /// generated input only, and `--seed` draws only what is generated.

@@ -5,6 +5,7 @@
 //! command, `load` reads what a command takes, `report` writes or prints
 //! what it gives.
 
+mod bench;
 mod commands;
 mod help;
 mod load;
@@ -70,6 +71,63 @@ impl From<Backend> for crate::runtime::backend::Backend {
     }
 }
 
+/// The back end of `run`, `grad` and `bench` when `--backend` is left out:
+/// one place, so that the JIT becomes the default everywhere at once.
+pub const DEFAULT_BACKEND: &str = "jit";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// The whole sequence forward
+    Fwd,
+    /// Forward, then backpropagation through time with a cotangent of ones
+    Fwdbwd,
+}
+
+/// The options of `cellc bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Bind a dimension, `-D H=128` (repeatable); every dimension of the cell
+    /// must be bound (the data is generated)
+    #[arg(verbatim_doc_comment, short = 'D', value_name = "NAME=SIZE", value_parser = parse_define)]
+    pub define: Vec<(String, usize)>,
+    /// Steps T of the generated sequences
+    #[arg(long, value_name = "T", value_parser = parse_count)]
+    pub seq: usize,
+    /// Batch B of the generated sequences
+    #[arg(long, value_name = "B", value_parser = parse_count)]
+    pub batch: usize,
+    /// What one timed call runs: `fwd`, the whole sequence forward; `fwdbwd`,
+    /// forward then BPTT back (cotangent of ones on every output)
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = "fwd")]
+    pub mode: BenchMode,
+    /// Threads the back end may use, recorded in the report and passed to the
+    /// back end (the interpreter runs on one thread whatever is given)
+    #[arg(verbatim_doc_comment, long, value_name = "N", default_value = "1", value_parser = parse_positive)]
+    pub threads: usize,
+    /// Timed calls after warm-up; by default at least 10 and at least 1 s of
+    /// calls (at most 10000 calls; after 3, at most 30 s)
+    #[arg(verbatim_doc_comment, long, value_name = "R", value_parser = parse_positive)]
+    pub repeats: Option<usize>,
+    /// Print exactly one JSON object (one line) on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// The float type of the generated data and the kernels
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DType,
+    /// How each step runs: `jit`, native code compiled for the run's sizes;
+    /// `interp`, the reference interpreter
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = DEFAULT_BACKEND)]
+    pub backend: Backend,
+    /// Seed of the generated parameters and inputs (0 when left out); the
+    /// same seed gives the same numbers as `cellc run` with it
+    #[arg(verbatim_doc_comment, long)]
+    pub seed: Option<u64>,
+    /// The most memory the bench may use (`2G`, `512M`, bytes); by default,
+    /// what is free and what `ulimit -v` allows, less a tenth
+    #[arg(verbatim_doc_comment, long, value_name = "SIZE", value_parser = crate::runtime::memory::parse_size)]
+    pub max_memory: Option<u128>,
+}
+
 /// Where the data of a run comes from (shared by `run` and `grad`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
@@ -108,7 +166,7 @@ pub struct DataArgs {
     pub dtype: DType,
     /// How each step runs: `jit`, native code compiled for the run's sizes;
     /// `interp`, the reference interpreter
-    #[arg(verbatim_doc_comment, long, value_enum, default_value = "jit")]
+    #[arg(verbatim_doc_comment, long, value_enum, default_value = DEFAULT_BACKEND)]
     pub backend: Backend,
     /// Bind a dimension, `-D H=128` (repeatable); the others are inferred from
     /// the arrays given
@@ -246,24 +304,20 @@ pub enum Command {
         )]
         rest: Vec<String>,
     },
-    /// Time the compiled kernels (not built yet)
+    /// Time the kernels on generated data
     ///
-    /// Will time the native kernels on generated data after warm-up and print
-    /// the time per call, steps·batch per second and GFLOP/s (with --json, one
-    /// JSON object). Not built yet: today it exits with an error.
+    /// Times one call (the whole sequence forward, or forward then BPTT) on
+    /// random parameters and inputs (float32 unless --dtype f64) after
+    /// warm-up (at least one call and 0.2 s), and prints the
+    /// time per call, steps·batch per second and GFLOP/s (matrix products
+    /// only), and the time from the cell's text to callable kernels. With
+    /// --json, one JSON object.
     #[command(verbatim_doc_comment, after_help = help::BENCH_AFTER)]
     Bench {
         /// The cell file (`.cell`)
         cell: PathBuf,
-        /// The command's options: [-D NAME=SIZE ...] --seq T --batch B
-        /// [--mode fwd|fwdbwd] [--threads N] [--repeats R] [--json]
-        #[arg(
-            verbatim_doc_comment,
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        rest: Vec<String>,
+        #[command(flatten)]
+        args: BenchArgs,
     },
     /// Train the cell with a linear read-out (not built yet)
     ///
@@ -321,6 +375,14 @@ fn parse_digits(value: &str) -> Result<usize, String> {
     })
 }
 
+/// `--threads` or `--repeats`: at least 1.
+fn parse_positive(value: &str) -> Result<usize, String> {
+    match parse_digits(value)? {
+        0 => Err("must be at least 1".into()),
+        v => Ok(v),
+    }
+}
+
 /// `--seq` or `--batch`: digits, at most the largest size.
 fn parse_count(value: &str) -> Result<usize, String> {
     let v = parse_digits(value)?;
@@ -368,8 +430,9 @@ pub fn main_with(cli: Cli) -> i32 {
             DType::F64 => cmd_grad::<f64>(&cell, &data, cotangent.as_deref(), output.as_deref()),
         },
         Command::Bptt { cell, format } => cmd_bptt(&cell, format),
-        Command::Compile { .. } | Command::Bench { .. } => Err(Failure(
-            "error: native code generation is not available yet: `cellc compile` and `cellc bench` are not built; `cellc run` and `cellc grad` run a cell with the interpreter".into(),
+        Command::Bench { cell, args } => bench::cmd_bench(&cell, &args),
+        Command::Compile { .. } => Err(Failure(
+            "error: native code generation is not available yet: `cellc compile` is not built; `cellc run` and `cellc grad` run a cell with the interpreter".into(),
         )),
         Command::Train { .. } => Err(Failure("error: `cellc train` is not available yet".into())),
     };

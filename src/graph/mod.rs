@@ -9,6 +9,7 @@
 //! relies on. Edge weights give the operand position.
 
 pub mod dim;
+pub mod flops;
 pub mod op;
 pub mod parse;
 pub mod print;
