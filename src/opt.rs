@@ -27,6 +27,18 @@ enum Rewrite {
 }
 
 pub fn simplify(g: &Graph) -> Result<Graph, ShapeError> {
+    rebuild(g, true)
+}
+
+/// Only what is exact for every value, NaN and infinity included: shared
+/// subexpressions and dead code, no rule (`x·0 → 0` is not exact for NaN).
+/// What the native back end compiles `run`'s step graph with, so that it
+/// propagates NaN as the interpreter does.
+pub fn share(g: &Graph) -> Result<Graph, ShapeError> {
+    rebuild(g, false)
+}
+
+fn rebuild(g: &Graph, rules: bool) -> Result<Graph, ShapeError> {
     let live = live_nodes(g);
     let mut b = Builder::new(g.args.clone());
     let mut cse: HashMap<String, NodeId> = HashMap::new();
@@ -45,7 +57,12 @@ pub fn simplify(g: &Graph) -> Result<Graph, ShapeError> {
         let mut args = operands;
         // Rules may chain (a fold can enable another), so apply until none fires.
         let new = loop {
-            match rewrite(&mut b, &op, &args, &node.ty)? {
+            let r = if rules {
+                rewrite(&mut b, &op, &args, &node.ty)?
+            } else {
+                None
+            };
+            match r {
                 Some(Rewrite::Use(id)) => break id,
                 Some(Rewrite::Build(o, a)) => {
                     op = o;

@@ -24,7 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("opt", &["graph", "scalar"]),
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
-    ("schedule", &["graph"]),
+    ("schedule", &["graph", "span"]),
     (
         "codegen",
         &["graph", "schedule", "kernels", "opt", "scalar"],

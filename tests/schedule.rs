@@ -130,12 +130,13 @@ fn schedule_snapshots() {
         let step = common::load(path.to_str().unwrap());
         let adj = cellc::pipeline::differentiate_step(&step).unwrap();
         let show = |g: &cellc::graph::Graph, title: &str| cellc::schedule::fuse(g).print(g, title);
-        let simplified = cellc::pipeline::simplify(&step.graph).unwrap();
-        let mut out = show(&simplified, "step");
+        // As the back end compiles them: shared subexpressions, no dead code.
+        let share = |g: &cellc::graph::Graph| cellc::opt::share(g).unwrap();
+        let mut out = show(&share(&step.graph), "step");
         out.push('\n');
-        out.push_str(&show(&adj.forward, "forward step"));
+        out.push_str(&show(&share(&adj.forward), "forward step"));
         out.push('\n');
-        out.push_str(&show(&adj.backward, "adjoint step"));
+        out.push_str(&show(&share(&adj.backward), "adjoint step"));
         insta::assert_snapshot!("schedule", out);
     });
 }
@@ -145,7 +146,7 @@ fn schedule_snapshots() {
 #[test]
 fn the_lstm_step_is_products_then_one_loop() {
     let step = common::load(&common::model_path("lstm"));
-    let g = cellc::pipeline::simplify(&step.graph).unwrap();
+    let g = cellc::opt::share(&step.graph).unwrap();
     let plan = cellc::schedule::fuse(&g);
     let kinds: Vec<String> = plan
         .items

@@ -67,23 +67,28 @@ fn print_schedule(
     if format != Format::Text {
         return Err(Failure("error: --schedule is printed as text only".into()));
     }
+    // As the back end compiles them: shared subexpressions, no dead code.
+    let share =
+        |g: &crate::graph::Graph| crate::opt::share(g).map_err(|e| Failure(format!("error: {e}")));
     let plan = |g: &crate::graph::Graph, title: String| crate::schedule::fuse(g).print(g, &title);
     let out = if grad {
         compile_fits(step, "derivation", None)?;
         let adj = crate::pipeline::differentiate_step(step)?;
         let mut out = plan(
-            &adj.forward,
+            &share(&adj.forward)?,
             format!("schedule of forward step {}", step.name),
         );
         out.push('\n');
         out.push_str(&plan(
-            &adj.backward,
+            &share(&adj.backward)?,
             format!("schedule of adjoint step {}", step.name),
         ));
         out
     } else {
-        let g = crate::pipeline::simplify(&step.graph)?;
-        plan(&g, format!("schedule of step {}", step.name))
+        plan(
+            &share(&step.graph)?,
+            format!("schedule of step {}", step.name),
+        )
     };
     emit(&out)?;
     Ok(())

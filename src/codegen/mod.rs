@@ -98,10 +98,10 @@ pub fn compile(
     batch: usize,
     prec: Precision,
 ) -> Result<CompiledStep, CodegenError> {
-    // What runs is the simplified graph (one `[h; x]` where the equations
-    // build it twice); the schedule printed by `cellc graph --schedule` is of
-    // the same graph.
-    let simplified = crate::opt::simplify(g).map_err(|e| CodegenError::Plan(e.to_string()))?;
+    // What runs is the graph with shared subexpressions (one `[h; x]` where
+    // the equations build it twice) and no dead code, exact for NaN; the
+    // schedule `cellc graph --schedule` prints is of the same graph.
+    let simplified = crate::opt::share(g).map_err(|e| CodegenError::Plan(e.to_string()))?;
     let g = &simplified;
     let plan = crate::schedule::fuse(g);
     let layout = lower::layout(g, &plan, bindings, batch, prec.lanes)?;

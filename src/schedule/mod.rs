@@ -5,6 +5,8 @@
 
 mod classify;
 mod fuse;
+mod hoist;
 
 pub use classify::{Classes, Phase, TimeDependence, classify};
 pub use fuse::{Fused, Home, Item, Loop, fuse, is_elementwise};
+pub use hoist::{Hoisted, hoist, hoisted_type};
