@@ -33,6 +33,7 @@ pub enum Pass {
     Adjoint,
     Simplify,
     Split,
+    Hoist,
 }
 
 impl fmt::Display for Pass {
@@ -42,6 +43,7 @@ impl fmt::Display for Pass {
             Pass::Adjoint => "adjoint",
             Pass::Simplify => "simplify",
             Pass::Split => "split",
+            Pass::Hoist => "hoist",
         })
     }
 }
@@ -134,6 +136,37 @@ pub fn differentiate_step_for(
         outputs_in_loss: outputs_in_loss.to_vec(),
         ..split
     })
+}
+
+/// The native back end's split of a step (`schedule::hoist`), with the
+/// adjoint of its pre graph (for `grad`).
+#[derive(Clone, Debug)]
+pub struct Hoisting {
+    pub split: crate::schedule::Hoisted,
+    /// Arguments: the pre graph's, then a cotangent of each hoisted value;
+    /// results: the cotangent of each of the pre graph's arguments.
+    pub pre_adjoint: Graph,
+}
+
+/// [`Hoisting`] of `step`, or `None` when nothing is worth hoisting.
+pub fn hoisting(step: &StepGraph) -> Result<Option<Hoisting>, PassError> {
+    let Some(mut split) = crate::schedule::hoist(step).map_err(shape(Pass::Hoist))? else {
+        return Ok(None);
+    };
+    split.pre = verified(Pass::Hoist, split.pre)?;
+    split.step.graph = verified(Pass::Hoist, split.step.graph)?;
+    let cotangent_types: Vec<_> = split
+        .pre
+        .results
+        .iter()
+        .map(|r| split.pre.node(r.node).ty.clone())
+        .collect();
+    let adj = verified(
+        Pass::Adjoint,
+        autodiff::adjoint(&split.pre, &cotangent_types).map_err(shape(Pass::Adjoint))?,
+    )?;
+    let pre_adjoint = simplify(&adj)?;
+    Ok(Some(Hoisting { split, pre_adjoint }))
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@
 //! * reads `k` steps back (`higher_order_rnn`), learned initial states
 //!   (`learned_init_rnn`), reductions (`layernorm_lstm`, `elman`'s softmax).
 //!
+//! Each case also runs with the input-only work hoisted out of the loop
+//! (`schedule::hoist`), as `run` and `grad` run the JIT.
+//!
 //! Random cells over the whole op set are checked the same way in
 //! `tests/random_cells.rs` (property (f)).
 
@@ -30,6 +33,7 @@ use cellc::rng::SplitMix64;
 use cellc::runtime::backend::{Backend, bptt_kernels, kernel};
 use cellc::runtime::backward::{Cotangents, run_backward};
 use cellc::runtime::forward::{initial_history, run_forward};
+use cellc::runtime::hoisted::{loop_of, through_hoisted};
 use cellc::runtime::types::{Gradients, Sequences, Trajectory, size};
 use common::{load, model_names, model_path, random};
 use ndarray::ArrayD;
@@ -129,6 +133,7 @@ fn in_type<F: Real>(p: &Problem) -> (Sequences<F>, Cotangents<F>) {
         bindings: s.bindings.clone(),
         steps: s.steps,
         batch: s.batch,
+        fill: Vec::new(),
     };
     let cot = Cotangents {
         outputs: p.cot.outputs.iter().map(|o| o.as_ref().map(cast)).collect(),
@@ -145,23 +150,50 @@ fn in_type<F: Real>(p: &Problem) -> (Sequences<F>, Cotangents<F>) {
     (seq, cot)
 }
 
-/// Everything one back end computes for a problem, in f64, by name.
-fn results<F: Real>(step: &StepGraph, p: &Problem, backend: Backend) -> Vec<(String, ArrayD<f64>)> {
+/// Everything one back end computes for a problem, in f64, by name; with
+/// `hoist`, as `cellc run`/`grad` run the JIT: input-only work over all rows
+/// before the loop, and the gradients through it after.
+fn results<F: Real>(
+    step: &StepGraph,
+    p: &Problem,
+    backend: Backend,
+    hoist: bool,
+) -> Vec<(String, ArrayD<f64>)> {
     let (seq, cot) = in_type::<F>(p);
-    let mut k = kernel::<F>(backend, &step.graph, &seq.bindings, seq.batch).unwrap();
-    let (traj, _): (Trajectory<F>, _) =
-        run_forward(step, &mut k, &seq, initial_history(step, &seq)).unwrap();
-    let adj = differentiate_step(step).unwrap();
-    let (mut fwd, mut bwd) = bptt_kernels::<F>(backend, &adj, &seq.bindings, seq.batch).unwrap();
-    let (_, g): (_, Gradients<F>) = run_backward(
-        step,
-        &mut fwd,
-        &mut bwd,
-        &seq,
-        &cot,
-        initial_history(step, &seq),
+    let hoisting = if hoist {
+        cellc::pipeline::hoisting(step).unwrap()
+    } else {
+        None
+    };
+    let split = hoisting.as_ref().map(|h| &h.split);
+    let (loop_step, loop_seq) = loop_of(backend, step, split, &seq).unwrap();
+    let mut k = kernel::<F>(backend, &loop_step.graph, &seq.bindings, seq.batch).unwrap();
+    let (traj, _): (Trajectory<F>, _) = run_forward(
+        loop_step,
+        &mut k,
+        &loop_seq,
+        initial_history(loop_step, &loop_seq),
     )
     .unwrap();
+    let adj = differentiate_step(loop_step).unwrap();
+    let (mut fwd, mut bwd) = bptt_kernels::<F>(backend, &adj, &seq.bindings, seq.batch).unwrap();
+    let (_, g): (_, Gradients<F>) = run_backward(
+        loop_step,
+        &mut fwd,
+        &mut bwd,
+        &loop_seq,
+        &cot,
+        initial_history(loop_step, &loop_seq),
+    )
+    .unwrap();
+    let g = match &hoisting {
+        Some(h) => {
+            let rows = seq.steps * seq.batch;
+            let mut pre_adj = kernel::<F>(backend, &h.pre_adjoint, &seq.bindings, rows).unwrap();
+            through_hoisted(&h.split, &mut *pre_adj, &seq, g).unwrap()
+        }
+        None => g,
+    };
     let up = |a: ArrayD<F>| a.mapv(|v| v.to_f64().unwrap());
     let mut out = Vec::new();
     for (o, a) in step.outputs.iter().zip(traj.outputs) {
@@ -183,11 +215,28 @@ fn results<F: Real>(step: &StepGraph, p: &Problem, backend: Backend) -> Vec<(Str
 }
 
 /// The JIT equals the interpreter on `p`, in `F`, to `rtol` of each array's
-/// largest entry.
+/// largest entry: step by step, and with input-only work hoisted (on the
+/// JIT, as `run` and `grad` do, and on the interpreter, which checks the
+/// split itself).
 fn agree<F: Real>(name: &str, step: &StepGraph, p: &Problem, rtol: f64) {
-    let want = results::<F>(step, p, Backend::Interp);
-    let got = results::<F>(step, p, Backend::Jit);
-    for ((what, w), (_, g)) in want.iter().zip(&got) {
+    let want = results::<F>(step, p, Backend::Interp, false);
+    for (backend, hoist) in [
+        (Backend::Jit, false),
+        (Backend::Jit, true),
+        (Backend::Interp, true),
+    ] {
+        let got = results::<F>(step, p, backend, hoist);
+        compare(
+            &format!("{name} {backend:?} hoisted {hoist}"),
+            &want,
+            &got,
+            rtol,
+        );
+    }
+}
+
+fn compare(name: &str, want: &[(String, ArrayD<f64>)], got: &[(String, ArrayD<f64>)], rtol: f64) {
+    for ((what, w), (_, g)) in want.iter().zip(got) {
         assert_eq!(w.shape(), g.shape(), "{name}: {what}");
         let scale = w
             .iter()

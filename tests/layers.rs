@@ -29,8 +29,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "codegen",
         &["graph", "schedule", "kernels", "opt", "scalar"],
     ),
-    ("pipeline", &["check", "graph", "unroll", "autodiff", "opt"]),
-    ("runtime", &["graph", "interp", "autodiff", "codegen"]),
+    (
+        "pipeline",
+        &["check", "graph", "unroll", "autodiff", "opt", "schedule"],
+    ),
+    (
+        "runtime",
+        &["graph", "interp", "autodiff", "codegen", "schedule"],
+    ),
     ("data", &["graph", "runtime", "rng"]),
     ("train", &["graph", "runtime"]),
     (

@@ -12,7 +12,8 @@
 //! * (e) the adjoint step's node-count ratio is recorded and printed (a report
 //!   item, not a failure);
 //! * (f) the native back end (`--backend jit`) gives what the interpreter
-//!   gives, forward and gradients, with lengths and `reverse`, to 1e-12.
+//!   gives, forward and gradients, with lengths and `reverse`, to 1e-12,
+//!   step by step and with input-only work hoisted out of the loop.
 //!
 //! ## The generator
 //!
@@ -1956,7 +1957,8 @@ fn run_case(case: &Case, mode: Mode, stats: &Mutex<Stats>) -> Result<(), Outcome
 
 /// (f) The native back end computes what the interpreter does: outputs,
 /// final states and every gradient, to 1e-12 of each array's largest entry
-/// (they differ in summation order only), non-finite entries alike.
+/// or of 1 if that is larger (they differ in summation order only),
+/// non-finite entries alike.
 fn native_equals_interpreter(
     step: &StepGraph,
     adj: &cellc::autodiff::StepAdjoint,
@@ -1966,24 +1968,54 @@ fn native_equals_interpreter(
     use cellc::runtime::backward::run_backward;
     use cellc::runtime::forward::{initial_history, run_forward};
     let seq = &p.seq;
-    let run = |backend: Backend| -> Result<Vec<(String, ArrayD<f64>)>, String> {
-        let mut k = kernel::<f64>(backend, &step.graph, &seq.bindings, seq.batch)
+    let run = |backend: Backend, hoist: bool| -> Result<Vec<(String, ArrayD<f64>)>, String> {
+        let hoisting = if hoist {
+            cellc::pipeline::hoisting(step).map_err(|e| format!("hoisting: {e}"))?
+        } else {
+            None
+        };
+        let split = hoisting.as_ref().map(|h| &h.split);
+        let (ls, lseq) = cellc::runtime::hoisted::loop_of(backend, step, split, seq)
+            .map_err(|e| format!("{backend:?} hoisted values: {e}"))?;
+        let loop_adj;
+        let adj = match &hoisting {
+            Some(_) => {
+                loop_adj = differentiate_step(ls).map_err(|e| format!("loop BPTT: {e}"))?;
+                &loop_adj
+            }
+            None => adj,
+        };
+        let mut k = kernel::<f64>(backend, &ls.graph, &seq.bindings, seq.batch)
             .map_err(|e| format!("{backend:?} kernel: {e}"))?;
-        let traj = run_forward(step, &mut k, seq, initial_history(step, seq))
+        let traj = run_forward(ls, &mut k, &lseq, initial_history(ls, &lseq))
             .map_err(|e| format!("{backend:?} forward: {e}"))?
             .0;
         let (mut f, mut b) = bptt_kernels::<f64>(backend, adj, &seq.bindings, seq.batch)
             .map_err(|e| format!("{backend:?} BPTT kernels: {e}"))?;
         let g = run_backward(
-            step,
+            ls,
             &mut f,
             &mut b,
-            seq,
+            &lseq,
             &p.cot,
-            initial_history(step, seq),
+            initial_history(ls, &lseq),
         )
         .map_err(|e| format!("{backend:?} backward: {e}"))?
         .1;
+        let g = match &hoisting {
+            Some(h) => {
+                let mut pre = kernel::<f64>(
+                    backend,
+                    &h.pre_adjoint,
+                    &seq.bindings,
+                    seq.steps * seq.batch,
+                )
+                .map_err(|e| format!("pre adjoint kernel: {e}"))?;
+                cellc::runtime::hoisted::through_hoisted(&h.split, &mut *pre, seq, g)
+                    .map_err(|e| format!("through the hoisted values: {e}"))?
+            }
+            None => g,
+        };
         let mut all: Vec<(String, ArrayD<f64>)> = Vec::new();
         all.extend(
             traj.outputs
@@ -2017,23 +2049,27 @@ fn native_equals_interpreter(
         );
         Ok(all)
     };
-    let want = run(Backend::Interp)?;
-    let got = run(Backend::Jit)?;
-    for ((what, w), (_, g)) in want.iter().zip(&got) {
-        let scale = w
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(1e-300f64, |m, v| m.max(v.abs()));
-        for (a, b) in w.iter().zip(g.iter()) {
-            let same = if a.is_finite() && b.is_finite() {
-                (a - b).abs() <= 1e-12 * scale
-            } else {
-                a == b || (a.is_nan() && b.is_nan())
-            };
-            if !same {
-                return Err(Outcome::Fail(format!(
-                    "(f) {what}: the JIT gives {b:e} where the interpreter gives {a:e} (largest entry {scale:e})"
-                )));
+    let want = run(Backend::Interp, false)?;
+    for hoist in [false, true] {
+        let got = run(Backend::Jit, hoist)?;
+        for ((what, w), (_, g)) in want.iter().zip(&got) {
+            // At least 1, as in (b): an array that is rounding noise (a
+            // cancellation to 1e-17) is compared at the scale of the data.
+            let scale = w
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(1.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in w.iter().zip(g.iter()) {
+                let same = if a.is_finite() && b.is_finite() {
+                    (a - b).abs() <= 1e-12 * scale
+                } else {
+                    a == b || (a.is_nan() && b.is_nan())
+                };
+                if !same {
+                    return Err(Outcome::Fail(format!(
+                        "(f) {what}: the JIT (hoisted: {hoist}) gives {b:e} where the interpreter gives {a:e} (largest entry {scale:e})"
+                    )));
+                }
             }
         }
     }

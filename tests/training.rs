@@ -249,6 +249,7 @@ fn slice_chunk(
         bindings: seq.bindings.clone(),
         steps: len,
         batch: seq.batch,
+        fill: seq.fill.clone(),
     };
     (chunk, lo)
 }

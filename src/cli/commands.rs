@@ -10,9 +10,10 @@ use crate::data::matching;
 use crate::graph::op::Real;
 use crate::graph::print;
 use crate::graph::step::StepGraph;
-use crate::runtime::backend::{bptt_kernels, kernel};
+use crate::runtime::backend::{Backend, bptt_kernels, kernel};
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
+use crate::runtime::hoisted::{loop_of, through_hoisted};
 use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Trajectory;
 use ndarray::ArrayD;
@@ -182,11 +183,22 @@ pub(super) fn cmd_run<F: Real + 'static>(
     let (step, src) = load_checked(path)?;
     check_output(out, d, &[("cell file", Some(path))])?;
     let seq = load_data::<F>(&step, d, &src, Pass::Run)?;
-    let kernel = kernel::<F>(d.backend.into(), &step.graph, &seq.bindings, seq.batch)?;
+    let backend = d.backend.into();
+    // The native back end hoists input-only work out of the loop.
+    let hoisting = match backend {
+        Backend::Jit => crate::pipeline::hoisting(&step)?,
+        Backend::Interp => None,
+    };
+    // (Nothing is hoisted over no rows.)
+    let hoisting = hoisting.filter(|_| seq.steps * seq.batch > 0);
+    let split = hoisting.as_ref().map(|h| &h.split);
+    let (loop_step, loop_seq) = loop_of(backend, &step, split, &seq)?;
+    let kernel = kernel::<F>(backend, &loop_step.graph, &seq.bindings, seq.batch)?;
     let progress = Progress::new(seq.steps);
     let mut kernel = progress.ticking(kernel, "forward");
-    let history = initial_history(&step, &seq);
-    let traj = run_forward(&step, &mut kernel, &seq, history)?.0;
+    let history = initial_history(loop_step, &loop_seq);
+    let traj = run_forward(loop_step, &mut kernel, &loop_seq, history)?.0;
+    drop(loop_seq);
     progress.finish();
     // The arrays are moved, not copied, and the history is let go: what a run
     // holds while it writes is no more than what it held while it ran.
@@ -298,12 +310,47 @@ pub(super) fn cmd_grad<F: Real + 'static>(
         crate::pipeline::differentiate_step_for(&step, &in_loss)?
     };
     check_cotangents(&step, &adj, &cot)?;
-    let (forward, adjoint) = bptt_kernels::<F>(d.backend.into(), &adj, &seq.bindings, seq.batch)?;
+    let backend = d.backend.into();
+    // The native back end hoists input-only work out of the loop, and takes
+    // the gradients through it after BPTT.
+    let hoisting = match backend {
+        Backend::Jit => crate::pipeline::hoisting(&step)?,
+        Backend::Interp => None,
+    };
+    // (Nothing is hoisted over no rows.)
+    let hoisting = hoisting.filter(|_| seq.steps * seq.batch > 0);
+    let split = hoisting.as_ref().map(|h| &h.split);
+    let (loop_step, loop_seq) = loop_of(backend, &step, split, &seq)?;
+    let loop_adj = match &hoisting {
+        Some(h) => crate::pipeline::differentiate_step_for(&h.split.step, &in_loss)?,
+        None => adj,
+    };
+    let (forward, adjoint) = bptt_kernels::<F>(backend, &loop_adj, &seq.bindings, seq.batch)?;
     let progress = Progress::new(2 * seq.steps);
     let mut forward = progress.ticking(forward, "forward");
     let mut adjoint = progress.ticking(adjoint, "backward");
-    let history = initial_history(&step, &seq);
-    let (traj, g) = run_backward(&step, &mut forward, &mut adjoint, &seq, &cot, history)?;
+    let history = initial_history(loop_step, &loop_seq);
+    let (traj, g) = run_backward(
+        loop_step,
+        &mut forward,
+        &mut adjoint,
+        &loop_seq,
+        &cot,
+        history,
+    )?;
+    drop(loop_seq);
+    let g = match &hoisting {
+        Some(h) => {
+            let mut pre_adj = kernel::<F>(
+                backend,
+                &h.pre_adjoint,
+                &seq.bindings,
+                seq.steps * seq.batch,
+            )?;
+            through_hoisted(&h.split, &mut *pre_adj, &seq, g)?
+        }
+        None => g,
+    };
     progress.finish();
     drop(cot);
     for (o, sig) in step.outputs.iter().enumerate() {

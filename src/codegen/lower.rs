@@ -347,6 +347,9 @@ impl Lowerer<'_, '_> {
         step: usize,
         body: &mut dyn FnMut(&mut Self, Value) -> Result<(), CodegenError>,
     ) -> Result<(), CodegenError> {
+        if end == 0 {
+            return Ok(());
+        }
         if end <= step {
             let zero = self.iconst(0);
             return body(self, zero);

@@ -323,6 +323,7 @@ pub fn prepare<F: Real>(
         bindings,
         steps,
         batch,
+        fill: Vec::new(),
     })
 }
 

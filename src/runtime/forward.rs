@@ -96,6 +96,13 @@ pub fn input_view<'a, F: Real>(
         Some(pos) => x.index_axis_move(Axis(0), pos),
         None => {
             gather_rows(x, it, scratch);
+            if let Some(Some(fill)) = seq.fill.get(i) {
+                for (b, mut row) in scratch.outer_iter_mut().enumerate() {
+                    if !it.valid(b) {
+                        row.assign(fill);
+                    }
+                }
+            }
             scratch.view()
         }
     }

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod backward;
 pub mod forward;
+pub mod hoisted;
 pub mod kernel;
 pub mod memory;
 pub mod native;

@@ -149,6 +149,7 @@ pub fn run_truncated<F: Real>(
             bindings: seq.bindings.clone(),
             steps: map.len,
             batch,
+            fill: seq.fill.clone(),
         };
         let ends_here: Vec<bool> = end_chunk.iter().map(|&e| e == c).collect();
         let chunk_cot = Cotangents {

@@ -23,6 +23,10 @@ pub struct Sequences<F> {
     pub bindings: Bindings,
     pub steps: usize,
     pub batch: usize,
+    /// By input: the row a sequence past its length reads, when not zeros (a
+    /// hoisted value's, which is what the step computes from a zero input);
+    /// empty when every input reads zeros there.
+    pub fill: Vec<Option<ndarray::Array1<F>>>,
 }
 
 impl<F> Sequences<F> {

@@ -1,0 +1,195 @@
+//! The work hoisted out of the time loop (`schedule::hoist`), run for all
+//! T·B rows at once: before the loop, the hoisted values (`U·x_t` for every
+//! step, one product); after BPTT, the gradients through them (parameter
+//! gradients summed over all rows in one product, input gradients in
+//! another).
+//!
+//! A kernel of the pre graph is made for a batch of T·B: an input `[T, B, n]`
+//! is read as `[T·B, n]`, and each hoisted value comes back as `[T·B, m]`,
+//! read by the loop's step as an input `[T, B, m]`.
+
+use super::backend::{Backend, kernel};
+use super::kernel::{KernelError, StepKernel};
+use super::memory::zeros;
+use super::types::{Gradients, Sequences};
+use crate::graph::op::Real;
+use crate::graph::step::{ArgKind, StepGraph};
+use crate::schedule::Hoisted;
+use ndarray::{Array3, ArrayD, ArrayViewD, Axis, Ix3, IxDyn};
+use std::borrow::Cow;
+
+/// The step the time loop runs, and the sequences it runs on: with a split
+/// (`h`), the loop's step, over `seq` and every hoisted value computed for
+/// all rows on `backend`; without, `step` over `seq`.
+pub fn loop_of<'a, F: Real>(
+    backend: Backend,
+    step: &'a StepGraph,
+    h: Option<&'a Hoisted>,
+    seq: &'a Sequences<F>,
+) -> Result<(&'a StepGraph, Cow<'a, Sequences<F>>), KernelError> {
+    match h {
+        Some(h) => {
+            let mut pre = kernel::<F>(backend, &h.pre, &seq.bindings, seq.steps * seq.batch)?;
+            Ok((&h.step, Cow::Owned(with_hoisted(h, &mut *pre, seq)?)))
+        }
+        None => Ok((step, Cow::Borrowed(seq))),
+    }
+}
+
+/// The pre graph's arguments: parameters as they are, inputs as `[T·B, n]`.
+fn pre_args<'a, F: Real>(
+    h: &Hoisted,
+    seq: &'a Sequences<F>,
+    inputs: &'a [Array3<F>],
+) -> Vec<ArrayViewD<'a, F>> {
+    h.pre_args
+        .iter()
+        .map(|k| match *k {
+            ArgKind::Param(p) => seq.params[p].view(),
+            ArgKind::Input(i) => {
+                let x = &inputs[i];
+                let (t, b, n) = x.dim();
+                x.view()
+                    .into_shape_with_order((t * b, n))
+                    .expect("inputs are contiguous")
+                    .into_dyn()
+            }
+            ArgKind::State { .. } => unreachable!("the pre graph reads no state"),
+        })
+        .collect()
+}
+
+/// `seq` with every hoisted value, for every step, as an input after the
+/// cell's own: what the loop's step (`h.step`) runs on.
+pub fn with_hoisted<F: Real>(
+    h: &Hoisted,
+    pre: &mut dyn StepKernel<F>,
+    seq: &Sequences<F>,
+) -> Result<Sequences<F>, KernelError> {
+    let (t, b) = (seq.steps, seq.batch);
+    let mut values: Vec<ArrayD<F>> = pre
+        .result_shapes()
+        .iter()
+        .zip(&h.pre.results)
+        .map(|(sh, r)| zeros(IxDyn(sh), &format!("hoisted value `{}`", r.name)))
+        .collect::<Result<_, _>>()?;
+    {
+        let args = pre_args(h, seq, &seq.inputs);
+        let mut res: Vec<_> = values.iter_mut().map(|v| v.view_mut()).collect();
+        pre.run(&args, &mut res)?;
+    }
+    // A sequence past its length reads zeros for its inputs, so the step
+    // computes a hoisted value from zero inputs there: so must the loop's
+    // step read (a `1 + (U·x)²` is 1 there, not 0). One row, for all.
+    let mut fill = vec![None; seq.inputs.len()];
+    if seq
+        .lengths
+        .as_ref()
+        .is_some_and(|l| l.iter().any(|&l| l < t))
+    {
+        let zero_inputs: Vec<Array3<F>> = seq
+            .inputs
+            .iter()
+            .map(|x| Array3::zeros((1, 1, x.dim().2)))
+            .collect();
+        let mut one = kernel::<F>(Backend::Interp, &h.pre, &seq.bindings, 1)?;
+        let mut rows: Vec<ArrayD<F>> = one
+            .result_shapes()
+            .iter()
+            .map(|sh| ArrayD::zeros(IxDyn(sh)))
+            .collect();
+        let args = pre_args(h, seq, &zero_inputs);
+        let mut res: Vec<_> = rows.iter_mut().map(|v| v.view_mut()).collect();
+        one.run(&args, &mut res)?;
+        drop(res);
+        for r in rows {
+            let n = r.len();
+            fill.push(Some(r.into_shape_with_order(n).expect("one row")));
+        }
+    }
+    let mut inputs = seq.inputs.clone();
+    for v in values {
+        let m = v.shape()[1];
+        inputs.push(
+            v.into_shape_with_order(IxDyn(&[t, b, m]))
+                .expect("T·B rows")
+                .into_dimensionality::<Ix3>()
+                .expect("three axes"),
+        );
+    }
+    Ok(Sequences {
+        inputs,
+        fill,
+        ..seq.clone()
+    })
+}
+
+/// The gradients of the cell from those of its loop's step (`g`, whose
+/// inputs past the cell's own are the gradients of the hoisted values): the
+/// adjoint of the pre graph, run once over all rows, adds what flows through
+/// the hoisted values to the parameters' and inputs' gradients.
+pub fn through_hoisted<F: Real>(
+    h: &Hoisted,
+    pre_adjoint: &mut dyn StepKernel<F>,
+    seq: &Sequences<F>,
+    mut g: Gradients<F>,
+) -> Result<Gradients<F>, KernelError> {
+    let (t, b) = (seq.steps, seq.batch);
+    // Rows past a sequence's length have a zero cotangent; their inputs are
+    // zeroed too, so that no `0·inf` there reaches a parameter's gradient
+    // (the loop never reads them).
+    let masked: Option<Vec<Array3<F>>> = seq.lengths.as_ref().map(|lengths| {
+        seq.inputs
+            .iter()
+            .map(|x| {
+                let mut x = x.clone();
+                for (bi, &len) in lengths.iter().enumerate() {
+                    for ti in len..t {
+                        x.index_axis_mut(Axis(0), ti)
+                            .index_axis_mut(Axis(0), bi)
+                            .fill(F::zero());
+                    }
+                }
+                x
+            })
+            .collect()
+    });
+    let own = h.own_inputs;
+    let hoisted_grads = g.inputs.split_off(own);
+    let mut res: Vec<ArrayD<F>> = pre_adjoint
+        .result_shapes()
+        .iter()
+        .map(|sh| zeros(IxDyn(sh), "gradients through the hoisted values"))
+        .collect::<Result<_, _>>()?;
+    {
+        let inputs = masked.as_deref().unwrap_or(&seq.inputs);
+        let mut args = pre_args(h, seq, inputs);
+        for gh in &hoisted_grads {
+            let m = gh.dim().2;
+            args.push(
+                gh.view()
+                    .into_shape_with_order((t * b, m))
+                    .expect("contiguous")
+                    .into_dyn(),
+            );
+        }
+        let mut views: Vec<_> = res.iter_mut().map(|r| r.view_mut()).collect();
+        pre_adjoint.run(&args, &mut views)?;
+    }
+    for (k, r) in h.pre_args.iter().zip(res) {
+        match *k {
+            ArgKind::Param(p) => g.params[p] += &r,
+            ArgKind::Input(i) => {
+                let n = r.shape()[1];
+                let r = r
+                    .into_shape_with_order(IxDyn(&[t, b, n]))
+                    .expect("T·B rows")
+                    .into_dimensionality::<Ix3>()
+                    .expect("three axes");
+                g.inputs[i] += &r;
+            }
+            ArgKind::State { .. } => {}
+        }
+    }
+    Ok(g)
+}
