@@ -6,8 +6,10 @@
 //! the last panel padded with zeros. A step of `y = W·x` then reads each
 //! panel front to back, one vector per `kk`, multiplied by the broadcast
 //! `x[kk]`: the whole of `W` streams contiguously from L2 once per four rows
-//! of `x`. The transposed product `z = Wᵀ·y` (backward) reads the same panels
-//! as `[k × P]` blocks and reduces across lanes at the end.
+//! of `x`. The transposed product `z = Wᵀ·y` (backward) runs the same kernel
+//! on `Wᵀ` packed the same way, made on its first use: reading `W`'s panels
+//! across (one short block per panel, panels `k·P` apart) ran 3–4× slower, the
+//! large power-of-two strides defeating the caches and the prefetcher.
 //!
 //! Summation order, per output, depends only on the path: `y[j]` sums
 //! `kk = 0, 1, …, k-1` in one chain, then adds the old `y[j]` when
@@ -30,16 +32,48 @@ pub struct Packed<F: Float> {
     k: usize,
     path: Path,
     kernels: Kernels<F>,
-    /// The panels, 64-byte aligned, starting at `offset`.
+    w: Panels<F>,
+    /// `Wᵀ [k×m]` in the same layout, for `apply_t`; packed on first use, so a
+    /// forward-only run keeps one copy.
+    wt: std::sync::OnceLock<Panels<F>>,
+}
+
+/// A matrix in panels of `lanes` rows (see the module's doc), 64-byte aligned.
+struct Panels<F> {
     data: Vec<F>,
     offset: usize,
+}
+
+impl<F: Float> Panels<F> {
+    /// Packs `rows × cols` with `get(i, kk)` the element at row `i`, column `kk`.
+    fn new(lanes: usize, rows: usize, cols: usize, get: impl Fn(usize, usize) -> F) -> Panels<F> {
+        let len = rows.div_ceil(lanes) * cols * lanes;
+        let align = 64 / std::mem::size_of::<F>();
+        let mut data = vec![F::ZERO; len + align];
+        let offset = data.as_ptr().align_offset(64).min(align);
+        let dst = &mut data[offset..offset + len];
+        for i in 0..rows {
+            let (panel, lane) = (i / lanes, i % lanes);
+            for kk in 0..cols {
+                dst[(panel * cols + kk) * lanes + lane] = get(i, kk);
+            }
+        }
+        Panels { data, offset }
+    }
+
+    fn get(&self, lanes: usize, cols: usize, i: usize, kk: usize) -> F {
+        self.data[self.offset + ((i / lanes) * cols + kk) * lanes + i % lanes]
+    }
+
+    fn ptr(&self) -> *const F {
+        self.data[self.offset..].as_ptr()
+    }
 }
 
 /// A path's kernels for one float type, chosen once at pack time.
 pub struct Kernels<F> {
     lanes: usize,
     apply: unsafe fn(&ApplyJob<F>),
-    apply_t: unsafe fn(&ApplyTJob<F>),
 }
 
 /// `Y[rows, lo..hi] = (acc ? Y : 0) + X · Wᵀ` on the panels.
@@ -53,19 +87,6 @@ pub struct ApplyJob<F> {
     x_rs: usize,
     y: *mut F,
     y_rs: usize,
-    accumulate: bool,
-}
-
-/// `Z[rows×k] = (acc ? Z : 0) + Y · W` on the panels.
-pub struct ApplyTJob<F> {
-    panels: *const F,
-    m: usize,
-    k: usize,
-    rows: usize,
-    y: *const F,
-    y_rs: usize,
-    z: *mut F,
-    z_rs: usize,
     accumulate: bool,
 }
 
@@ -96,27 +117,17 @@ impl<F: Float> Packed<F> {
             "kernel path {path:?} is not available on this machine"
         );
         let kernels = F::kernels(path);
-        let p = kernels.lanes;
-        let panels = m.div_ceil(p);
-        let len = panels * k * p;
-        let align = 64 / std::mem::size_of::<F>();
-        let mut data = vec![F::ZERO; len + align];
-        let offset = data.as_ptr().align_offset(64).min(align);
-        let dst = &mut data[offset..offset + len];
-        for i in 0..m {
-            let (panel, lane) = (i / p, i % p);
-            for kk in 0..k {
-                // SAFETY: i < m, kk < k: inside W by the caller's contract.
-                dst[(panel * k + kk) * p + lane] = unsafe { *w.add(i * w_rs + kk) };
-            }
-        }
+        // SAFETY: i < m, kk < k: inside W by the caller's contract.
+        let w = Panels::new(kernels.lanes, m, k, |i, kk| unsafe {
+            *w.add(i * w_rs + kk)
+        });
         Packed {
             m,
             k,
             path,
             kernels,
-            data,
-            offset,
+            w,
+            wt: std::sync::OnceLock::new(),
         }
     }
 
@@ -133,10 +144,6 @@ impl<F: Float> Packed<F> {
     /// The kernel path the weights were packed for.
     pub fn path(&self) -> Path {
         self.path
-    }
-
-    fn panels(&self) -> *const F {
-        self.data[self.offset..].as_ptr()
     }
 
     /// `Y[rows×m] = (accumulate ? Y : 0) + X[rows×k] · Wᵀ`, `X` with row stride
@@ -189,7 +196,7 @@ impl<F: Float> Packed<F> {
             return;
         }
         let job = ApplyJob {
-            panels: self.panels(),
+            panels: self.w.ptr(),
             k: self.k,
             rows,
             lo,
@@ -208,6 +215,9 @@ impl<F: Float> Packed<F> {
     /// The transposed product used by backward:
     /// `Z[rows×k] = (accumulate ? Z : 0) + Y[rows×m] · W`.
     ///
+    /// The first call packs `Wᵀ` (as long as a [`Packed::pack`]); later ones,
+    /// from any thread, reuse it.
+    ///
     /// # Safety
     ///
     /// `y` valid for reads of `rows` rows of `m`, `z` valid for reads and
@@ -221,32 +231,79 @@ impl<F: Float> Packed<F> {
         z_rs: usize,
         accumulate: bool,
     ) {
-        if rows == 0 || self.k == 0 {
+        // SAFETY: forwarded contract.
+        unsafe { self.apply_t_range(rows, 0, self.k, y, y_rs, z, z_rs, accumulate) }
+    }
+
+    /// As [`Packed::apply_t`], computing only outputs `lo..hi` (columns of `Z`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Packed::apply_t`], with `lo <= hi <= k`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn apply_t_range(
+        &self,
+        rows: usize,
+        lo: usize,
+        hi: usize,
+        y: *const F,
+        y_rs: usize,
+        z: *mut F,
+        z_rs: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(
+            lo <= hi && hi <= self.k,
+            "output range {lo}..{hi} outside 0..{}",
+            self.k
+        );
+        if rows == 0 || lo >= hi {
             return;
         }
-        let job = ApplyTJob {
-            panels: self.panels(),
-            m: self.m,
-            k: self.k,
+        let (lanes, k) = (self.kernels.lanes, self.k);
+        let wt = self
+            .wt
+            .get_or_init(|| Panels::new(lanes, k, self.m, |kk, j| self.w.get(lanes, k, j, kk)));
+        let job = ApplyJob {
+            panels: wt.ptr(),
+            k: self.m,
             rows,
-            y,
-            y_rs,
-            z,
-            z_rs,
+            lo,
+            hi,
+            x: y,
+            x_rs: y_rs,
+            y: z,
+            y_rs: z_rs,
             accumulate,
         };
-        // SAFETY: as in `apply_range`.
-        unsafe { (self.kernels.apply_t)(&job) }
+        // SAFETY: as in `apply_range`, with Wᵀ's panels.
+        unsafe { (self.kernels.apply)(&job) }
     }
 }
 
 /// `y = W·x` for rows of `x`, panels `lo/P .. ceil(hi/P)` in groups of `NP`
-/// (one accumulator per row per panel).
+/// (one accumulator per row per panel), or `NP1` for a single row (more
+/// independent chains to cover the FMA latency).
 #[inline(always)]
-unsafe fn apply_generic<V: Lanes, const NP: usize>(j: &ApplyJob<V::F>) {
+unsafe fn apply_generic<V: Lanes, const NP: usize, const NP1: usize>(j: &ApplyJob<V::F>) {
     let p = V::N;
     let end = j.hi.div_ceil(p);
     let mut panel = j.lo / p;
+    if j.rows == 1 {
+        while panel < end {
+            // SAFETY: row 0 and the panels exist (caller's job contract).
+            unsafe {
+                if panel + NP1 <= end {
+                    block::<V, 1, NP1>(j, 0, panel);
+                    panel += NP1;
+                } else {
+                    block::<V, 1, 1>(j, 0, panel);
+                    panel += 1;
+                }
+            }
+        }
+        return;
+    }
     // Panel groups outside, rows inside: a group of panels stays in L1/L2 while
     // every row block reads it.
     while panel < end {
@@ -324,111 +381,38 @@ unsafe fn block<V: Lanes, const R: usize, const NP: usize>(
     }
 }
 
-/// `z = Wᵀ·y` for rows of `y`, `kk` in blocks of `KB`.
-#[inline(always)]
-unsafe fn apply_t_generic<V: Lanes, const KB: usize>(j: &ApplyTJob<V::F>) {
-    let mut r0 = 0;
-    while r0 < j.rows {
-        let rr = (j.rows - r0).min(ROWS);
-        let mut kk = 0;
-        while kk < j.k {
-            let wide = kk + KB <= j.k;
-            // SAFETY: rows r0..r0+rr and columns kk.. exist (caller's job contract).
-            unsafe {
-                match (rr, wide) {
-                    (1, true) => block_t::<V, 1, KB>(j, r0, kk),
-                    (2, true) => block_t::<V, 2, KB>(j, r0, kk),
-                    (3, true) => block_t::<V, 3, KB>(j, r0, kk),
-                    (_, true) => block_t::<V, 4, KB>(j, r0, kk),
-                    (1, false) => block_t::<V, 1, 1>(j, r0, kk),
-                    (2, false) => block_t::<V, 2, 1>(j, r0, kk),
-                    (3, false) => block_t::<V, 3, 1>(j, r0, kk),
-                    (_, false) => block_t::<V, 4, 1>(j, r0, kk),
-                }
-            }
-            kk += if wide { KB } else { 1 };
-        }
-        r0 += rr;
-    }
-}
-
-/// Rows `r0..r0+R` × inputs `kk0..kk0+KB` of `z = Wᵀ·y`: lane-wise partial
-/// sums over the panels, reduced across lanes at the end.
-#[inline(always)]
-unsafe fn block_t<V: Lanes, const R: usize, const KB: usize>(
-    j: &ApplyTJob<V::F>,
-    r0: usize,
-    kk0: usize,
-) {
-    let p = V::N;
-    let full = j.m / p;
-    let panels = j.m.div_ceil(p);
-    // SAFETY (whole body): pointers stay inside the rows and panels of the job; the
-    // last, partial panel's `y` is loaded with zeros past `m`.
-    unsafe {
-        let y: [*const V::F; R] = core::array::from_fn(|r| j.y.add((r0 + r) * j.y_rs));
-        let mut acc = [[V::zero(); KB]; R];
-        for panel in 0..panels {
-            let yv: [V; R] = if panel < full {
-                core::array::from_fn(|r| V::load(y[r].add(panel * p)))
-            } else {
-                core::array::from_fn(|r| V::load_partial(y[r].add(panel * p), j.m - panel * p))
-            };
-            let w = j.panels.add((panel * j.k + kk0) * p);
-            for c in 0..KB {
-                let wv = V::load(w.add(c * p));
-                for r in 0..R {
-                    acc[r][c] = V::mul_add(wv, yv[r], acc[r][c]);
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            let dst = j.z.add((r0 + r) * j.z_rs + kk0);
-            for (c, a) in acc_r.iter().enumerate() {
-                let s = a.sum();
-                let out = dst.add(c);
-                *out = if j.accumulate { *out + s } else { s };
-            }
-        }
-    }
-}
-
 /// One path's instantiation of the generic loops, compiled for its
 /// instruction set.
 macro_rules! path {
-    ($module:ident, $V:ty, $np:literal $(, #[$attr:meta])?) => {
+    ($module:ident, $V:ty, $np:literal, $np1:literal $(, #[$attr:meta])?) => {
         mod $module {
             use super::*;
             type F = <$V as Lanes>::F;
             $(#[$attr])?
             pub(super) unsafe fn apply(job: &ApplyJob<F>) {
                 // SAFETY: the path is available (checked at pack time), so is `$V`'s set.
-                unsafe { apply_generic::<$V, $np>(job) }
-            }
-            $(#[$attr])?
-            pub(super) unsafe fn apply_t(job: &ApplyTJob<F>) {
-                // SAFETY: as above.
-                unsafe { apply_t_generic::<$V, $np>(job) }
+                unsafe { apply_generic::<$V, $np, $np1>(job) }
             }
             pub(super) fn kernels() -> Kernels<F> {
-                Kernels { lanes: <$V as Lanes>::N, apply, apply_t }
+                Kernels { lanes: <$V as Lanes>::N, apply }
             }
         }
     };
 }
 
-// NP: panels per register block. AVX-512 has 32 registers (4 rows × 4 panels of
-// accumulators), AVX2 16 (4 × 2), the portable arrays take two SSE registers each.
+// NP, NP1: panels per register block for several rows and for one. AVX-512 has 32
+// registers (4 rows × 4 panels of accumulators), AVX2 16 (4 × 2), the portable arrays
+// take two SSE registers each.
 #[cfg(target_arch = "x86_64")]
-path!(avx512_f32, super::super::lanes::Avx512F32, 4, #[target_feature(enable = "avx512f")]);
+path!(avx512_f32, super::super::lanes::Avx512F32, 4, 8, #[target_feature(enable = "avx512f")]);
 #[cfg(target_arch = "x86_64")]
-path!(avx512_f64, super::super::lanes::Avx512F64, 4, #[target_feature(enable = "avx512f")]);
+path!(avx512_f64, super::super::lanes::Avx512F64, 4, 8, #[target_feature(enable = "avx512f")]);
 #[cfg(target_arch = "x86_64")]
-path!(avx2_f32, super::super::lanes::Avx2F32, 2, #[target_feature(enable = "avx2,fma")]);
+path!(avx2_f32, super::super::lanes::Avx2F32, 2, 4, #[target_feature(enable = "avx2,fma")]);
 #[cfg(target_arch = "x86_64")]
-path!(avx2_f64, super::super::lanes::Avx2F64, 2, #[target_feature(enable = "avx2,fma")]);
-path!(portable_f32, Portable<f32, 8>, 1);
-path!(portable_f64, Portable<f64, 4>, 1);
+path!(avx2_f64, super::super::lanes::Avx2F64, 2, 4, #[target_feature(enable = "avx2,fma")]);
+path!(portable_f32, Portable<f32, 8>, 1, 2);
+path!(portable_f64, Portable<f64, 4>, 1, 2);
 
 impl super::sealed::Sealed for f32 {
     fn kernels(path: Path) -> Kernels<f32> {
