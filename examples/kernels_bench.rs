@@ -36,6 +36,48 @@ trait Bench: Float {
         w: *const Self,
         y: *mut Self,
     );
+    /// `Y[rows×m] = X[rows×k] · B` with `B [k×m]` row-major, with the gemm entry point.
+    unsafe fn gemm_xb(
+        rows: usize,
+        m: usize,
+        k: usize,
+        x: *const Self,
+        b: *const Self,
+        y: *mut Self,
+    );
+    /// `Y = X · Wᵀ` with the `gemm` crate directly (no small-row kernels).
+    unsafe fn crate_xwt(
+        rows: usize,
+        m: usize,
+        k: usize,
+        x: *const Self,
+        w: *const Self,
+        y: *mut Self,
+    ) {
+        unsafe {
+            gemm::gemm(
+                rows,
+                m,
+                k,
+                y,
+                1,
+                m as isize,
+                false,
+                x,
+                1,
+                k as isize,
+                w,
+                k as isize,
+                1,
+                Self::ZERO,
+                Self::of(1.0),
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    }
 }
 
 impl Bench for f32 {
@@ -46,6 +88,9 @@ impl Bench for f32 {
     unsafe fn gemm_xwt(rows: usize, m: usize, k: usize, x: *const f32, w: *const f32, y: *mut f32) {
         unsafe { cellc_gemm_f32(rows, m, k, x, k, 1, w, 1, k, y, m, 1, 0) }
     }
+    unsafe fn gemm_xb(rows: usize, m: usize, k: usize, x: *const f32, b: *const f32, y: *mut f32) {
+        unsafe { cellc_gemm_f32(rows, m, k, x, k, 1, b, m, 1, y, m, 1, 0) }
+    }
 }
 
 impl Bench for f64 {
@@ -55,6 +100,9 @@ impl Bench for f64 {
     }
     unsafe fn gemm_xwt(rows: usize, m: usize, k: usize, x: *const f64, w: *const f64, y: *mut f64) {
         unsafe { cellc_gemm_f64(rows, m, k, x, k, 1, w, 1, k, y, m, 1, 0) }
+    }
+    unsafe fn gemm_xb(rows: usize, m: usize, k: usize, x: *const f64, b: *const f64, y: *mut f64) {
+        unsafe { cellc_gemm_f64(rows, m, k, x, k, 1, b, m, 1, y, m, 1, 0) }
     }
 }
 
@@ -121,7 +169,35 @@ fn bench<F: Bench>(h: usize, rows_list: &[usize]) {
             },
             flops,
         );
-        report("gemm X·Wᵀ", F::NAME, h, rows, bytes, flops, t);
+        report("cellc_gemm X·Wᵀ", F::NAME, h, rows, bytes, flops, t);
+        let t = time(
+            || unsafe {
+                F::gemm_xb(
+                    rows,
+                    m,
+                    k,
+                    black_box(x.as_ptr()),
+                    w.as_ptr(),
+                    y.as_mut_ptr(),
+                )
+            },
+            flops,
+        );
+        report("cellc_gemm X·B", F::NAME, h, rows, bytes, flops, t);
+        let t = time(
+            || unsafe {
+                F::crate_xwt(
+                    rows,
+                    m,
+                    k,
+                    black_box(x.as_ptr()),
+                    w.as_ptr(),
+                    y.as_mut_ptr(),
+                )
+            },
+            flops,
+        );
+        report("gemm crate X·Wᵀ", F::NAME, h, rows, bytes, flops, t);
     }
 }
 

@@ -128,6 +128,7 @@ fn close<F: T>(got: F, want: f64, scale: f64) -> bool {
     (got.f64() - want).abs() <= F::TOL * (scale + 1.0) * 4.0
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_gemm<F: T>(
     g: &mut Gen,
     m: usize,

@@ -2,8 +2,10 @@
 
 use gemm::Parallelism;
 
+use super::small::{SMALL_M, Small, small_f32, small_f64};
+
 macro_rules! gemm_entry {
-    ($name:ident, $f:ty) => {
+    ($name:ident, $f:ty, $small:ident) => {
         /// `C[m×n] = (accumulate ? C : 0) + A[m×k] · B[k×n]`, every matrix given
         /// by a pointer and (row stride, column stride) in elements, as BLIS does;
         /// strides may be any positive value (a transposed operand is just swapped
@@ -48,6 +50,27 @@ macro_rules! gemm_entry {
                 }
                 return;
             }
+            if (2..=SMALL_M).contains(&m) {
+                let s = Small {
+                    m,
+                    n,
+                    k,
+                    a,
+                    a_rs,
+                    a_cs,
+                    b,
+                    b_rs,
+                    b_cs,
+                    c,
+                    c_rs,
+                    c_cs,
+                    accumulate: accumulate != 0,
+                };
+                // SAFETY: the caller's contract.
+                if unsafe { $small(&s) } {
+                    return;
+                }
+            }
             // SAFETY: the caller's contract is gemm's; strides fit isize because the
             // matrices are inside one allocation. gemm computes
             // dst = alpha·dst + beta·lhs·rhs, reading dst only when asked.
@@ -78,5 +101,5 @@ macro_rules! gemm_entry {
     };
 }
 
-gemm_entry!(cellc_gemm_f32, f32);
-gemm_entry!(cellc_gemm_f64, f64);
+gemm_entry!(cellc_gemm_f32, f32, small_f32);
+gemm_entry!(cellc_gemm_f64, f64, small_f64);

@@ -27,6 +27,7 @@ mod denormals;
 mod gemm;
 mod lanes;
 mod packed;
+mod small;
 
 pub use denormals::FlushDenormals;
 pub use gemm::{cellc_gemm_f32, cellc_gemm_f64};

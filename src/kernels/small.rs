@@ -1,0 +1,194 @@
+//! `C = (acc ? C : 0) + A·B` for a few rows of `A`, without packing: the
+//! recurrent product at small batch when the weights are not packed,
+//! `C[rows×m] = h·Wᵀ` with `W [m×k]` row-major, so `B`'s columns are
+//! contiguous (`b_rs == 1`) and, with `a_cs == 1`, every output is a dot
+//! product of two contiguous rows (vectors along `k`, reduced across lanes at
+//! the end). At 2–16 rows the `gemm` crate measured 1–10× slower on this
+//! layout (docs/performance.md, "Recurrent kernel"); at one row it is as fast
+//! as this and keeps the call. Other layouts go to the crate: a
+//! vector-along-`n` kernel on an unpacked row-major `B` measured slower than
+//! it (rows of `B` a power of two apart defeat the caches; packing is what
+//! [`super::Packed`] is for).
+
+use super::lanes::Lanes;
+use super::{Float, Path};
+
+/// Rows of `A` that take the small kernel: 2..=SMALL_M (measured against the
+/// crate at 1, 4, 8, 16 and 32 rows; at 32 the crate is 1.3× faster, at 16
+/// the small kernel 1.1–1.9×).
+pub(super) const SMALL_M: usize = 16;
+
+/// Rows of `A` per register block.
+const ROWS: usize = 4;
+
+pub(super) struct Small<F> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const F,
+    pub a_rs: usize,
+    pub a_cs: usize,
+    pub b: *const F,
+    pub b_rs: usize,
+    pub b_cs: usize,
+    pub c: *mut F,
+    pub c_rs: usize,
+    pub c_cs: usize,
+    pub accumulate: bool,
+}
+
+/// Writes `v` to `C[r, j]` (adding the old value when accumulating).
+#[inline(always)]
+unsafe fn put<F: Float>(s: &Small<F>, r: usize, j: usize, v: F) {
+    // SAFETY: r < m, j < n: inside C (caller's contract).
+    unsafe {
+        let out = s.c.add(r * s.c_rs + j * s.c_cs);
+        *out = if s.accumulate { *out + v } else { v };
+    }
+}
+
+/// `b_rs == 1`, `a_cs == 1`: dot products of `A`'s rows with `B`'s columns.
+#[inline(always)]
+unsafe fn cols_of_b<V: Lanes>(s: &Small<V::F>) {
+    let mut r0 = 0;
+    while r0 < s.m {
+        let rr = (s.m - r0).min(ROWS);
+        let mut j0 = 0;
+        // One row: eight columns at a time, for eight independent FMA chains.
+        let width = if rr == 1 { 8 } else { 4 };
+        while j0 < s.n {
+            let wide = j0 + width <= s.n;
+            // SAFETY: rows r0..r0+rr, columns j0.. inside the operands.
+            unsafe {
+                match (rr, wide) {
+                    (1, true) => dot::<V, 1, 8>(s, r0, j0),
+                    (2, true) => dot::<V, 2, 4>(s, r0, j0),
+                    (3, true) => dot::<V, 3, 4>(s, r0, j0),
+                    (_, true) => dot::<V, 4, 4>(s, r0, j0),
+                    (1, false) => dot::<V, 1, 1>(s, r0, j0),
+                    (2, false) => dot::<V, 2, 1>(s, r0, j0),
+                    (3, false) => dot::<V, 3, 1>(s, r0, j0),
+                    (_, false) => dot::<V, 4, 1>(s, r0, j0),
+                }
+            }
+            j0 += if wide { width } else { 1 };
+        }
+        r0 += rr;
+    }
+}
+
+#[inline(always)]
+unsafe fn dot<V: Lanes, const R: usize, const NC: usize>(s: &Small<V::F>, r0: usize, j0: usize) {
+    let p = V::N;
+    // SAFETY (whole body): pointers inside the operands; the tail of `k` is
+    // loaded partially, zeros past the end.
+    unsafe {
+        let a: [*const V::F; R] = core::array::from_fn(|r| s.a.add((r0 + r) * s.a_rs));
+        let b: [*const V::F; NC] = core::array::from_fn(|c| s.b.add((j0 + c) * s.b_cs));
+        let mut acc = [[V::zero(); NC]; R];
+        let mut kk = 0;
+        while kk < s.k {
+            let n = (s.k - kk).min(p);
+            let load = |ptr: *const V::F| {
+                if n == p {
+                    V::load(ptr)
+                } else {
+                    V::load_partial(ptr, n)
+                }
+            };
+            let bv: [V; NC] = core::array::from_fn(|c| load(b[c].add(kk)));
+            for r in 0..R {
+                let av = load(a[r].add(kk));
+                for c in 0..NC {
+                    acc[r][c] = V::mul_add(av, bv[c], acc[r][c]);
+                }
+            }
+            kk += p;
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (c, v) in acc_r.iter().enumerate() {
+                put(s, r0 + r, j0 + c, v.sum());
+            }
+        }
+    }
+}
+
+/// Runs the product if a small kernel fits the layout; false if not.
+#[inline(always)]
+unsafe fn run<V: Lanes>(s: &Small<V::F>) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if s.b_rs == 1 && s.a_cs == 1 {
+            cols_of_b::<V>(s);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+macro_rules! small_path {
+    ($name:ident, $V:ty, $feat:literal) => {
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(s: &Small<<$V as Lanes>::F>) -> bool {
+            // SAFETY: the caller checked the instruction set.
+            unsafe { run::<$V>(s) }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::kernels::lanes::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
+    small_path!(avx512_f32, Avx512F32, "avx512f");
+    small_path!(avx512_f64, Avx512F64, "avx512f");
+    small_path!(avx2_f32, Avx2F32, "avx2,fma");
+    small_path!(avx2_f64, Avx2F64, "avx2,fma");
+
+    pub(in crate::kernels) fn f32(s: &Small<f32>) -> bool {
+        // SAFETY: each path only where the machine has its instruction set.
+        unsafe {
+            match Path::best() {
+                Path::Avx512 => avx512_f32(s),
+                Path::Avx2 => avx2_f32(s),
+                Path::Portable => false,
+            }
+        }
+    }
+
+    pub(in crate::kernels) fn f64(s: &Small<f64>) -> bool {
+        // SAFETY: as above.
+        unsafe {
+            match Path::best() {
+                Path::Avx512 => avx512_f64(s),
+                Path::Avx2 => avx2_f64(s),
+                Path::Portable => false,
+            }
+        }
+    }
+}
+
+/// The small-row product for f32, if this machine and layout have one.
+///
+/// # Safety
+///
+/// The operands are valid as `cellc_gemm_f32` requires.
+pub(super) unsafe fn small_f32(s: &Small<f32>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return x86::f32(s);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The small-row product for f64, if this machine and layout have one.
+///
+/// # Safety
+///
+/// As [`small_f32`].
+pub(super) unsafe fn small_f64(s: &Small<f64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return x86::f64(s);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
