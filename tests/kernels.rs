@@ -207,6 +207,23 @@ fn gemm_all_sizes<F: T>() {
             }
         }
     }
+    // h·Wᵀ with W row-major (B's columns contiguous): the small-row kernel's layout.
+    for &m in &[1, 2, 3, 4, 5, 7, 16, 17] {
+        for &n in SIZES {
+            for &k in SIZES {
+                check_gemm::<F>(
+                    &mut g,
+                    m,
+                    n,
+                    k,
+                    Layout::Rows,
+                    Layout::Cols,
+                    Layout::Rows,
+                    (m + n + k) % 2 == 1,
+                );
+            }
+        }
+    }
     let layouts = [Layout::Rows, Layout::Cols, Layout::Spread];
     for &(m, n, k) in &[
         (1, 67, 33),

@@ -9,7 +9,8 @@
 //! - [`cellc_gemm_f32`] / [`cellc_gemm_f64`]: a general strided product, for
 //!   the hoisted input products over all T·B rows and the per-step products at
 //!   larger batch; the `gemm` crate does the work, single-threaded (threads
-//!   are the runtime's, designed separately).
+//!   are the runtime's, designed separately), except `h·Wᵀ` at 2–8 rows with
+//!   `W` row-major, where the crate is slow and a dot-product kernel is used.
 //! - [`Packed`]: the recurrent product `y = W·x`, repeated every step on the
 //!   same `W`, on weights packed once per run into panels a GEMV streams
 //!   contiguously from L2 — the product no crate offers (at one row a general

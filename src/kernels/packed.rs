@@ -1,15 +1,20 @@
 //! The recurrent product on weights packed once per run.
 //!
 //! Layout: the `m` outputs (rows of `W`) are cut into panels of `P` (the
-//! path's vector width: 16 f32 with AVX-512); panel `p` stores, for each
-//! `kk` in `0..k`, the `P` weights `W[p·P .. p·P+P, kk]` next to each other,
-//! the last panel padded with zeros. A step of `y = W·x` then reads each
-//! panel front to back, one vector per `kk`, multiplied by the broadcast
-//! `x[kk]`: the whole of `W` streams contiguously from L2 once per four rows
-//! of `x`. The transposed product `z = Wᵀ·y` (backward) runs the same kernel
-//! on `Wᵀ` packed the same way, made on its first use: reading `W`'s panels
-//! across (one short block per panel, panels `k·P` apart) ran 3–4× slower, the
-//! large power-of-two strides defeating the caches and the prefetcher.
+//! path's vector width: 16 f32 with AVX-512), and `NP1` panels (8 with
+//! AVX-512) are interleaved into one wide panel: for each `kk` in `0..k`, the
+//! `NP1·P` weights `W[g·NP1·P ..][kk]` next to each other, the last wide panel
+//! padded with zeros. A step of `y = W·x` at one row reads a wide panel front
+//! to back, `NP1` vectors per `kk` (independent FMA chains), each times the
+//! broadcast `x[kk]`: one contiguous stream, which the prefetcher follows
+//! (separate panels `k·P` apart, read side by side, ran 1.3–2× slower at one
+//! row). Several rows read `NP ≤ NP1` sub-panels at once, four rows per
+//! block, so each weight vector loaded serves four rows.
+//!
+//! The transposed product `z = Wᵀ·y` (backward) runs the same kernel on `Wᵀ`
+//! packed the same way, made on its first use: reading `W`'s panels across
+//! (one short block per panel, panels `k·P` apart) ran 3–4× slower, the large
+//! power-of-two strides defeating the caches and the prefetcher.
 //!
 //! Summation order, per output, depends only on the path: `y[j]` sums
 //! `kk = 0, 1, …, k-1` in one chain, then adds the old `y[j]` when
@@ -38,7 +43,7 @@ pub struct Packed<F: Float> {
     wt: std::sync::OnceLock<Panels<F>>,
 }
 
-/// A matrix in panels of `lanes` rows (see the module's doc), 64-byte aligned.
+/// A matrix in panels of `width` rows (see the module's doc), 64-byte aligned.
 struct Panels<F> {
     data: Vec<F>,
     offset: usize,
@@ -46,23 +51,23 @@ struct Panels<F> {
 
 impl<F: Float> Panels<F> {
     /// Packs `rows × cols` with `get(i, kk)` the element at row `i`, column `kk`.
-    fn new(lanes: usize, rows: usize, cols: usize, get: impl Fn(usize, usize) -> F) -> Panels<F> {
-        let len = rows.div_ceil(lanes) * cols * lanes;
+    fn new(width: usize, rows: usize, cols: usize, get: impl Fn(usize, usize) -> F) -> Panels<F> {
+        let len = rows.div_ceil(width) * cols * width;
         let align = 64 / std::mem::size_of::<F>();
         let mut data = vec![F::ZERO; len + align];
         let offset = data.as_ptr().align_offset(64).min(align);
         let dst = &mut data[offset..offset + len];
         for i in 0..rows {
-            let (panel, lane) = (i / lanes, i % lanes);
+            let (panel, lane) = (i / width, i % width);
             for kk in 0..cols {
-                dst[(panel * cols + kk) * lanes + lane] = get(i, kk);
+                dst[(panel * cols + kk) * width + lane] = get(i, kk);
             }
         }
         Panels { data, offset }
     }
 
-    fn get(&self, lanes: usize, cols: usize, i: usize, kk: usize) -> F {
-        self.data[self.offset + ((i / lanes) * cols + kk) * lanes + i % lanes]
+    fn get(&self, width: usize, cols: usize, i: usize, kk: usize) -> F {
+        self.data[self.offset + ((i / width) * cols + kk) * width + i % width]
     }
 
     fn ptr(&self) -> *const F {
@@ -72,7 +77,8 @@ impl<F: Float> Panels<F> {
 
 /// A path's kernels for one float type, chosen once at pack time.
 pub struct Kernels<F> {
-    lanes: usize,
+    /// Outputs per wide panel: lanes × panels a one-row block reads at once.
+    wide: usize,
     apply: unsafe fn(&ApplyJob<F>),
 }
 
@@ -118,9 +124,7 @@ impl<F: Float> Packed<F> {
         );
         let kernels = F::kernels(path);
         // SAFETY: i < m, kk < k: inside W by the caller's contract.
-        let w = Panels::new(kernels.lanes, m, k, |i, kk| unsafe {
-            *w.add(i * w_rs + kk)
-        });
+        let w = Panels::new(kernels.wide, m, k, |i, kk| unsafe { *w.add(i * w_rs + kk) });
         Packed {
             m,
             k,
@@ -260,10 +264,10 @@ impl<F: Float> Packed<F> {
         if rows == 0 || lo >= hi {
             return;
         }
-        let (lanes, k) = (self.kernels.lanes, self.k);
+        let (width, k) = (self.kernels.wide, self.k);
         let wt = self
             .wt
-            .get_or_init(|| Panels::new(lanes, k, self.m, |kk, j| self.w.get(lanes, k, j, kk)));
+            .get_or_init(|| Panels::new(width, k, self.m, |kk, j| self.w.get(width, k, j, kk)));
         let job = ApplyJob {
             panels: wt.ptr(),
             k: self.m,
@@ -291,13 +295,18 @@ unsafe fn apply_generic<V: Lanes, const NP: usize, const NP1: usize>(j: &ApplyJo
     let mut panel = j.lo / p;
     if j.rows == 1 {
         while panel < end {
-            // SAFETY: row 0 and the panels exist (caller's job contract).
+            let sub = panel % NP1;
+            // SAFETY: row 0 and the panels exist (caller's job contract); a block
+            // stays inside one wide panel.
             unsafe {
-                if panel + NP1 <= end {
-                    block::<V, 1, NP1>(j, 0, panel);
+                if sub == 0 && panel + NP1 <= end {
+                    block::<V, 1, NP1, NP1>(j, 0, panel);
                     panel += NP1;
+                } else if sub + NP <= NP1 && panel + NP <= end {
+                    block::<V, 1, NP, NP1>(j, 0, panel);
+                    panel += NP;
                 } else {
-                    block::<V, 1, 1>(j, 0, panel);
+                    block::<V, 1, 1, NP1>(j, 0, panel);
                     panel += 1;
                 }
             }
@@ -307,21 +316,22 @@ unsafe fn apply_generic<V: Lanes, const NP: usize, const NP1: usize>(j: &ApplyJo
     // Panel groups outside, rows inside: a group of panels stays in L1/L2 while
     // every row block reads it.
     while panel < end {
-        let group = if panel + NP <= end { NP } else { 1 };
+        let fits = panel % NP1 + NP <= NP1 && panel + NP <= end;
+        let group = if fits { NP } else { 1 };
         let mut r0 = 0;
         while r0 < j.rows {
             let rr = (j.rows - r0).min(ROWS);
             // SAFETY: rows r0..r0+rr and the panels exist (caller's job contract).
             unsafe {
                 match (rr, group == NP) {
-                    (1, true) => block::<V, 1, NP>(j, r0, panel),
-                    (2, true) => block::<V, 2, NP>(j, r0, panel),
-                    (3, true) => block::<V, 3, NP>(j, r0, panel),
-                    (_, true) => block::<V, 4, NP>(j, r0, panel),
-                    (1, false) => block::<V, 1, 1>(j, r0, panel),
-                    (2, false) => block::<V, 2, 1>(j, r0, panel),
-                    (3, false) => block::<V, 3, 1>(j, r0, panel),
-                    (_, false) => block::<V, 4, 1>(j, r0, panel),
+                    (1, true) => block::<V, 1, NP, NP1>(j, r0, panel),
+                    (2, true) => block::<V, 2, NP, NP1>(j, r0, panel),
+                    (3, true) => block::<V, 3, NP, NP1>(j, r0, panel),
+                    (_, true) => block::<V, 4, NP, NP1>(j, r0, panel),
+                    (1, false) => block::<V, 1, 1, NP1>(j, r0, panel),
+                    (2, false) => block::<V, 2, 1, NP1>(j, r0, panel),
+                    (3, false) => block::<V, 3, 1, NP1>(j, r0, panel),
+                    (_, false) => block::<V, 4, 1, NP1>(j, r0, panel),
                 }
             }
             r0 += rr;
@@ -332,20 +342,21 @@ unsafe fn apply_generic<V: Lanes, const NP: usize, const NP1: usize>(j: &ApplyJo
 
 /// Rows `r0..r0+R` × panels `panel..panel+NP` of `y = W·x`.
 #[inline(always)]
-unsafe fn block<V: Lanes, const R: usize, const NP: usize>(
+unsafe fn block<V: Lanes, const R: usize, const NP: usize, const NP1: usize>(
     j: &ApplyJob<V::F>,
     r0: usize,
     panel: usize,
 ) {
     let p = V::N;
-    let stride = j.k * p;
+    // Panel `panel` is sub-panel `panel % NP1` of wide panel `panel / NP1`.
+    let wide = NP1 * p;
     // SAFETY (whole body): pointers stay inside the rows and panels of the job.
     unsafe {
-        let w = j.panels.add(panel * stride);
+        let w = j.panels.add((panel / NP1) * j.k * wide + (panel % NP1) * p);
         let x: [*const V::F; R] = core::array::from_fn(|r| j.x.add((r0 + r) * j.x_rs));
         let mut acc = [[V::zero(); NP]; R];
         for kk in 0..j.k {
-            let wv: [V; NP] = core::array::from_fn(|q| V::load(w.add(q * stride + kk * p)));
+            let wv: [V; NP] = core::array::from_fn(|q| V::load(w.add(q * p + kk * wide)));
             for r in 0..R {
                 let xv = V::splat(*x[r].add(kk));
                 for q in 0..NP {
@@ -394,7 +405,7 @@ macro_rules! path {
                 unsafe { apply_generic::<$V, $np, $np1>(job) }
             }
             pub(super) fn kernels() -> Kernels<F> {
-                Kernels { lanes: <$V as Lanes>::N, apply }
+                Kernels { wide: <$V as Lanes>::N * $np1, apply }
             }
         }
     };
