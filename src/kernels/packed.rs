@@ -7,7 +7,7 @@
 //! padded with zeros. A step of `y = W·x` at one row reads a wide panel front
 //! to back, `NP1` vectors per `kk` (independent FMA chains), each times the
 //! broadcast `x[kk]`: one contiguous stream, which the prefetcher follows
-//! (separate panels `k·P` apart, read side by side, ran 1.3–2× slower at one
+//! (separate panels `k·P` apart, read side by side, ran 1.2–1.8× slower at one
 //! row). Several rows read `NP ≤ NP1` sub-panels at once, four rows per
 //! block, so each weight vector loaded serves four rows.
 //!

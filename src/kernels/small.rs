@@ -3,7 +3,7 @@
 //! `C[rows×m] = h·Wᵀ` with `W [m×k]` row-major, so `B`'s columns are
 //! contiguous (`b_rs == 1`) and, with `a_cs == 1`, every output is a dot
 //! product of two contiguous rows (vectors along `k`, reduced across lanes at
-//! the end). At 2–8 rows the `gemm` crate measured 1–10× slower on this
+//! the end). At 2–8 rows the `gemm` crate measured 1.4–4.4× slower on this
 //! layout (docs/performance.md, "Recurrent kernel"); at one row it is as fast
 //! as this and keeps the call. Other layouts go to the crate: a
 //! vector-along-`n` kernel on an unpacked row-major `B` measured slower than
@@ -14,8 +14,8 @@ use super::lanes::Lanes;
 use super::{Float, Path};
 
 /// Rows of `A` that take the small kernel: 2..=SMALL_M (measured against the
-/// crate at 1, 4, 8, 16, 32 rows, H = 128 and 256: 2–7× faster at 4 and 8
-/// rows, f32 and f64; at 16 faster or slower by the shape, at 32 slower).
+/// crate at 1, 4, 8, 16, 32 rows, H = 128 and 256: faster at 4 and 8
+/// rows (1.4–4.4×), f32 and f64; at 16 faster or slower by the shape, at 32 slower).
 pub(super) const SMALL_M: usize = 8;
 
 /// Rows of `A` per register block.
