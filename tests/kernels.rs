@@ -452,6 +452,23 @@ fn check_apply_t<F: T>(g: &mut Gen, path: Path, m: usize, k: usize, rows: usize,
     }
 }
 
+fn check_apply_t_split<F: T>(g: &mut Gen, path: Path, m: usize, k: usize, rows: usize) {
+    let (_, _, p) = packed::<F>(g, path, m, k);
+    let y = g.vec::<F>(rows * m);
+    let mut whole = g.vec::<F>(rows * k);
+    let mut split = whole.clone();
+    let cut = k / 3;
+    unsafe {
+        p.apply_t(rows, y.as_ptr(), m, whole.as_mut_ptr(), k, true);
+        p.apply_t_range(rows, cut, k, y.as_ptr(), m, split.as_mut_ptr(), k, true);
+        p.apply_t_range(rows, 0, cut, y.as_ptr(), m, split.as_mut_ptr(), k, true);
+    }
+    assert!(
+        whole == split,
+        "{path:?} apply_t m={m} k={k}: split at {cut} differs"
+    );
+}
+
 fn packed_all<F: T>() {
     let mut g = Gen(0x2545f4914f6cdd1d);
     for path in Path::available() {
@@ -466,6 +483,7 @@ fn packed_all<F: T>() {
         }
         for &(m, k, rows) in &[(512, 128, 1), (64, 16, 33), (129, 33, 6), (17, 7, 3)] {
             check_apply_range::<F>(&mut g, path, m, k, rows);
+            check_apply_t_split::<F>(&mut g, path, m, k, rows);
             check_apply::<F>(&mut g, path, m, k, rows, true);
             check_apply_t::<F>(&mut g, path, m, k, rows, false);
         }
@@ -480,6 +498,13 @@ fn packed_f32_matches_naive_product_on_every_path() {
 #[test]
 fn packed_f64_matches_naive_product_on_every_path() {
     packed_all::<f64>();
+}
+
+#[test]
+fn packed_weights_can_be_shared_between_threads() {
+    fn shared<X: Send + Sync>() {}
+    shared::<Packed<f32>>();
+    shared::<Packed<f64>>();
 }
 
 #[test]
