@@ -110,6 +110,10 @@ impl Path {
 
     /// The fastest path this machine can run.
     pub fn best() -> Path {
-        Path::available()[0]
+        // No allocation: `cellc_gemm` asks on every call (std caches the detection).
+        [Path::Avx512, Path::Avx2]
+            .into_iter()
+            .find(|p| p.is_available())
+            .unwrap_or(Path::Portable)
     }
 }

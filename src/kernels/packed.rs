@@ -369,7 +369,9 @@ unsafe fn block<V: Lanes, const R: usize, const NP: usize, const NP1: usize>(
             let a = j.lo.max(j0) - j0;
             let b = j.hi.min(j0 + p) - j0;
             for (r, acc_r) in acc.iter().enumerate() {
-                let dst = j.y.add((r0 + r) * j.y_rs + j0);
+                // Wrapping: a cut panel's start may lie before column `lo`, outside
+                // what the caller guarantees; only lanes a..b are touched.
+                let dst = j.y.wrapping_add((r0 + r) * j.y_rs + j0);
                 if a == 0 && b == p {
                     let v = if j.accumulate {
                         V::add(V::load(dst), acc_r[q])
