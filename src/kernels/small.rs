@@ -146,10 +146,13 @@ mod x86 {
     small_path!(avx2_f32, Avx2F32, "avx2,fma");
     small_path!(avx2_f64, Avx2F64, "avx2,fma");
 
-    pub(in crate::kernels) fn f32(s: &Small<f32>) -> bool {
-        // SAFETY: each path only where the machine has its instruction set.
+    /// # Safety
+    ///
+    /// `path` is available; the operands as `cellc_gemm_f32` requires.
+    pub(in crate::kernels) unsafe fn f32(path: Path, s: &Small<f32>) -> bool {
+        // SAFETY: the caller checked the path; the operands are valid.
         unsafe {
-            match Path::best() {
+            match path {
                 Path::Avx512 => avx512_f32(s),
                 Path::Avx2 => avx2_f32(s),
                 Path::Portable => false,
@@ -157,10 +160,13 @@ mod x86 {
         }
     }
 
-    pub(in crate::kernels) fn f64(s: &Small<f64>) -> bool {
+    /// # Safety
+    ///
+    /// As [`f32`].
+    pub(in crate::kernels) unsafe fn f64(path: Path, s: &Small<f64>) -> bool {
         // SAFETY: as above.
         unsafe {
-            match Path::best() {
+            match path {
                 Path::Avx512 => avx512_f64(s),
                 Path::Avx2 => avx2_f64(s),
                 Path::Portable => false,
@@ -169,26 +175,138 @@ mod x86 {
     }
 }
 
-/// The small-row product for f32, if this machine and layout have one.
+/// The small-row product for f32 on the best path, if this machine and layout
+/// have one (false: nothing was written).
 ///
 /// # Safety
 ///
 /// The operands are valid as `cellc_gemm_f32` requires.
 pub(super) unsafe fn small_f32(s: &Small<f32>) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return x86::f32(s);
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    // SAFETY: the best path is available; forwarded contract.
+    unsafe { small_f32_on(Path::best(), s) }
 }
 
-/// The small-row product for f64, if this machine and layout have one.
+/// As [`small_f32`], for f64.
 ///
 /// # Safety
 ///
 /// As [`small_f32`].
 pub(super) unsafe fn small_f64(s: &Small<f64>) -> bool {
+    // SAFETY: as above.
+    unsafe { small_f64_on(Path::best(), s) }
+}
+
+/// # Safety
+///
+/// `path` is available; the operands as for [`small_f32`].
+unsafe fn small_f32_on(path: Path, s: &Small<f32>) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return x86::f64(s);
+    // SAFETY: forwarded contract.
+    return unsafe { x86::f32(path, s) };
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let _ = (path, s);
+        false
+    }
+}
+
+/// # Safety
+///
+/// As [`small_f32_on`].
+unsafe fn small_f64_on(path: Path, s: &Small<f64>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded contract.
+    return unsafe { x86::f64(path, s) };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (path, s);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path's small kernel against a naive f64 sum (the integration tests
+    /// reach only the best path through `cellc_gemm`).
+    #[test]
+    fn small_kernels_match_a_naive_product_on_every_path() {
+        let value = |i: usize| ((i * 7919) % 997) as f64 / 997.0 - 0.5;
+        for path in Path::available() {
+            for m in 2..=SMALL_M {
+                for n in [1, 3, 5, 8, 9, 17, 33] {
+                    for k in [1, 7, 8, 16, 17, 67] {
+                        let (a_rs, b_cs, c_rs) = (k + 1, k + 2, n + 3);
+                        let a: Vec<f64> = (0..m * a_rs).map(value).collect();
+                        let b: Vec<f64> = (0..n * b_cs).map(|i| value(i + 5)).collect();
+                        let c0: Vec<f64> = (0..m * c_rs).map(|i| value(i + 11)).collect();
+                        let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
+                        let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+                        for accumulate in [false, true] {
+                            let mut c = c0.clone();
+                            let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
+                            let (a_cs, b_rs, c_cs) = (1, 1, 1);
+                            let s64 = Small {
+                                m,
+                                n,
+                                k,
+                                a: a.as_ptr(),
+                                a_rs,
+                                a_cs,
+                                b: b.as_ptr(),
+                                b_rs,
+                                b_cs,
+                                c: c.as_mut_ptr(),
+                                c_rs,
+                                c_cs,
+                                accumulate,
+                            };
+                            let s32 = Small {
+                                m,
+                                n,
+                                k,
+                                a: a32.as_ptr(),
+                                a_rs,
+                                a_cs,
+                                b: b32.as_ptr(),
+                                b_rs,
+                                b_cs,
+                                c: c32.as_mut_ptr(),
+                                c_rs,
+                                c_cs,
+                                accumulate,
+                            };
+                            // SAFETY: the path is available; the buffers hold the strided operands.
+                            let ran =
+                                unsafe { (small_f64_on(path, &s64), small_f32_on(path, &s32)) };
+                            assert_eq!(ran.0, path != Path::Portable);
+                            assert_eq!(ran.1, path != Path::Portable);
+                            if !ran.0 {
+                                continue;
+                            }
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let mut want = if accumulate { c0[i * c_rs + j] } else { 0.0 };
+                                    for p in 0..k {
+                                        want += a[i * a_rs + p] * b[j * b_cs + p];
+                                    }
+                                    let got = c[i * c_rs + j];
+                                    assert!(
+                                        (got - want).abs() < 1e-12,
+                                        "{path:?} f64 {m}×{n}×{k}: {got} vs {want}"
+                                    );
+                                    let got = c32[i * c_rs + j] as f64;
+                                    assert!(
+                                        (got - want).abs() < 1e-4,
+                                        "{path:?} f32 {m}×{n}×{k}: {got} vs {want}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
