@@ -587,3 +587,43 @@ fn flush_denormals_flushes_inside_the_guard_only() {
     }
     assert!(product().is_subnormal(), "denormals again after the guard");
 }
+
+#[test]
+fn without_accumulate_the_output_is_never_read() {
+    // Generated code passes fresh buffers: NaN there must not leak into the result.
+    let mut g = Gen(11);
+    for (m, n, k) in [(1, 33, 17), (3, 33, 17), (8, 64, 16), (40, 67, 33)] {
+        let a = g.vec::<f32>(m * k);
+        let b = g.vec::<f32>(k * n);
+        for (b_rs, b_cs) in [(n, 1), (1, k)] {
+            let mut c = vec![f32::NAN; m * n];
+            unsafe {
+                cellc_gemm_f32(
+                    m,
+                    n,
+                    k,
+                    a.as_ptr(),
+                    k,
+                    1,
+                    b.as_ptr(),
+                    b_rs,
+                    b_cs,
+                    c.as_mut_ptr(),
+                    n,
+                    1,
+                    0,
+                )
+            };
+            assert!(c.iter().all(|v| v.is_finite()), "gemm {m}×{n}×{k} read C");
+        }
+        for path in Path::available() {
+            let p = unsafe { Packed::pack_with(path, n, k, b.as_ptr(), k) };
+            let mut y = vec![f32::NAN; m * n];
+            unsafe { p.apply(m, a.as_ptr(), k, y.as_mut_ptr(), n, false) };
+            assert!(y.iter().all(|v| v.is_finite()), "{path:?} apply read Y");
+            let mut z = vec![f32::NAN; m * k];
+            unsafe { p.apply_t(m, y.as_ptr(), n, z.as_mut_ptr(), k, false) };
+            assert!(z.iter().all(|v| v.is_finite()), "{path:?} apply_t read Z");
+        }
+    }
+}
