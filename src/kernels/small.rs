@@ -162,7 +162,7 @@ mod x86 {
 
     /// # Safety
     ///
-    /// As [`f32`].
+    /// As for `f32` above.
     pub(in crate::kernels) unsafe fn f64(path: Path, s: &Small<f64>) -> bool {
         // SAFETY: as above.
         unsafe {
