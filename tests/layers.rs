@@ -24,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("opt", &["graph", "scalar"]),
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
+    ("kernels", &[]),
     ("schedule", &["graph", "span"]),
     (
         "codegen",

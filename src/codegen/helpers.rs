@@ -11,12 +11,80 @@
 
 use num_traits::Float;
 
+/// The float types with a tuned product (`kernels::cellc_gemm_*`).
+pub trait Gemm: Float {
+    /// `C[m×n] = A[m×k]·B[k×n]` (overwriting), BLIS strides, unit column
+    /// stride in C.
+    ///
+    /// # Safety
+    /// Every pointer covers the elements its sizes and strides reach; C does
+    /// not overlap A or B.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: *const Self,
+        a_rs: usize,
+        a_cs: usize,
+        b: *const Self,
+        b_rs: usize,
+        b_cs: usize,
+        c: *mut Self,
+        c_rs: usize,
+    );
+}
+
+macro_rules! gemm_of {
+    ($f:ty, $entry:path) => {
+        impl Gemm for $f {
+            unsafe fn gemm(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: *const $f,
+                a_rs: usize,
+                a_cs: usize,
+                b: *const $f,
+                b_rs: usize,
+                b_cs: usize,
+                c: *mut $f,
+                c_rs: usize,
+            ) {
+                // A stride of 0 (an operand repeated) is given as 1 over a
+                // length of 1, which reads the same element.
+                let fix = |s: usize| s.max(1);
+                // SAFETY: as the caller promises.
+                unsafe {
+                    $entry(
+                        m,
+                        n,
+                        k,
+                        a,
+                        fix(a_rs),
+                        fix(a_cs),
+                        b,
+                        fix(b_rs),
+                        fix(b_cs),
+                        c,
+                        fix(c_rs),
+                        1,
+                        0,
+                    )
+                }
+            }
+        }
+    };
+}
+gemm_of!(f32, crate::kernels::cellc_gemm_f32);
+gemm_of!(f64, crate::kernels::cellc_gemm_f64);
+
 /// `C[m×n] = A[m×k]·B[k×n]` (overwriting), BLIS strides.
 ///
 /// # Safety
-/// Every pointer covers the elements its sizes and strides reach.
+/// As [`Gemm::gemm`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm<F: Float>(
+unsafe fn gemm<F: Gemm>(
     m: usize,
     n: usize,
     k: usize,
@@ -29,16 +97,7 @@ unsafe fn gemm<F: Float>(
     c: *mut F,
     c_rs: usize,
 ) {
-    // A plain triple loop until the tuned kernels are wired in.
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = F::zero();
-            for p in 0..k {
-                unsafe { s = s + *a.add(i * a_rs + p * a_cs) * *b.add(p * b_rs + j * b_cs) };
-            }
-            unsafe { *c.add(i * c_rs + j) = s };
-        }
-    }
+    unsafe { F::gemm(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs) }
 }
 
 /// `W·v` (or `Wᵀ·v`) for `rows` rows: `W` is `[m, n]`, row `r` at `w + r·w_rs`;
@@ -48,7 +107,7 @@ unsafe fn gemm<F: Float>(
 /// # Safety
 /// As [`gemm`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn matvec<F: Float>(
+unsafe fn matvec<F: Gemm>(
     rows: usize,
     m: usize,
     n: usize,
@@ -120,7 +179,7 @@ unsafe fn outer<F: Float>(
 /// # Safety
 /// As [`gemm`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn outer_sum<F: Float>(
+unsafe fn outer_sum<F: Gemm>(
     rows: usize,
     m: usize,
     n: usize,
@@ -130,6 +189,20 @@ unsafe fn outer_sum<F: Float>(
     v_rs: usize,
     out: *mut F,
 ) {
+    if a_rs == 0 || v_rs == 0 {
+        // An unbatched operand repeated over the rows: the product's strides
+        // cannot say it; summed plainly.
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = F::zero();
+                for r in 0..rows {
+                    unsafe { s = s + *a.add(r * a_rs + i) * *v.add(r * v_rs + j) };
+                }
+                unsafe { *out.add(i * n + j) = s };
+            }
+        }
+        return;
+    }
     unsafe { gemm(m, n, rows, a, 1, a_rs, v, v_rs, 1, out, n) }
 }
 
