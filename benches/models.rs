@@ -1,10 +1,10 @@
 //! `cargo bench`: forward and forward+BPTT of a few models at small sizes
 //! (T = 20, B = 4, every dimension 32), through the library path that
 //! `cellc bench` times (`cellc::bench`), so the two measure the same work.
-//! The interpreter's kernels for now; the JIT's join them when it lands.
+//! Both back ends: the JIT (with input-only work hoisted, as `cellc run`
+//! does) and the interpreter.
 
-use cellc::autodiff::StepAdjoint;
-use cellc::bench::{Kernels, Workload, generated_sequences};
+use cellc::bench::{Kernels, Mode, Plan, Workload, generated_sequences};
 use cellc::graph::dim::Bindings;
 use cellc::graph::step::StepGraph;
 use cellc::runtime::backend::Backend;
@@ -27,13 +27,15 @@ fn bench_model(c: &mut Criterion, model: &str) {
     let step = load(model);
     let defines: Bindings = step.dims.iter().map(|d| (d.name.clone(), SIZE)).collect();
     let seq = generated_sequences::<f32>(&step, &defines, STEPS, BATCH, 0).expect("data");
-    let adj: StepAdjoint = cellc::pipeline::differentiate_step(&step).expect("adjoint");
     let mut group = c.benchmark_group(model);
     for (backend, label) in [(Backend::Jit, "jit"), (Backend::Interp, "interp")] {
-        for (name, adj) in [("fwd", None), ("fwdbwd", Some(&adj))] {
-            let mut kernels = Kernels::<f32>::new(backend, &step, adj, &seq.bindings, seq.batch)
-                .expect("kernels");
-            let work = Workload::new(&step, &seq, adj).expect("workload");
+        for (name, mode) in [("fwd", Mode::Forward), ("fwdbwd", Mode::ForwardBackward)] {
+            let plan = Plan::new(backend, &step, mode).expect("plan");
+            let mut kernels =
+                Kernels::<f32>::new(backend, &step, &plan, &seq.bindings, STEPS, seq.batch)
+                    .expect("kernels");
+            let work = Workload::new(plan.loop_step(&step), &seq, plan.adjoint.as_ref())
+                .expect("workload");
             group.bench_function(format!("{label} {name}"), |b| {
                 b.iter(|| work.call(&mut kernels).expect("a call"))
             });

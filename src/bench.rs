@@ -15,11 +15,15 @@ use crate::graph::dim::Bindings;
 use crate::graph::flops::matrix_flops;
 use crate::graph::op::Real;
 use crate::graph::step::StepGraph;
+use crate::pipeline::Hoisting;
 use crate::runtime::backend::{Backend, bptt_kernels, kernel};
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
+use crate::runtime::hoisted::{through_hoisted, with_hoisted};
 use crate::runtime::kernel::{KernelError, StepKernel};
 use crate::runtime::types::{Cotangents, Sequences};
+use crate::schedule::Hoisted;
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 /// What one timed call runs.
@@ -74,35 +78,94 @@ pub fn generated_sequences<F: Real>(
 }
 
 /// The kernels of one call: the step's (forward), or BPTT's forward step and
-/// adjoint step (forward+backward). Boxed so that any back end fits.
+/// adjoint step (forward+backward), of the loop's step when input-only work
+/// is hoisted (the JIT), with the kernels of that work over all T·B rows.
+/// Boxed so that any back end fits.
 pub struct Kernels<'a, F> {
     pub forward: Box<dyn StepKernel<F> + 'a>,
     /// Present for [`Mode::ForwardBackward`].
     pub adjoint: Option<Box<dyn StepKernel<F> + 'a>>,
+    /// The split, with the kernels of its pre graph and (backward) of the
+    /// pre graph's adjoint.
+    pub hoisted: Option<HoistedKernels<'a, F>>,
+}
+
+pub struct HoistedKernels<'a, F> {
+    pub split: &'a Hoisted,
+    pub pre: Box<dyn StepKernel<F> + 'a>,
+    pub pre_adjoint: Option<Box<dyn StepKernel<F> + 'a>>,
+}
+
+/// What a bench runs: the cell's step, or with hoisting the loop's step and
+/// its BPTT (made by [`Plan::new`], which a bench times as compilation).
+pub struct Plan {
+    pub hoisting: Option<Hoisting>,
+    /// BPTT of the step the loop runs (forward+backward only).
+    pub adjoint: Option<StepAdjoint>,
+}
+
+impl Plan {
+    /// The plan of `backend`: the JIT hoists input-only work when there is
+    /// some, as `cellc run` and `cellc grad` do; the interpreter does not.
+    pub fn new(
+        backend: Backend,
+        step: &StepGraph,
+        mode: Mode,
+    ) -> Result<Plan, crate::pipeline::PassError> {
+        let hoisting = match backend {
+            Backend::Jit => crate::pipeline::hoisting(step)?,
+            Backend::Interp => None,
+        };
+        let adjoint = match mode {
+            Mode::Forward => None,
+            Mode::ForwardBackward => Some(crate::pipeline::differentiate_step(
+                hoisting.as_ref().map_or(step, |h| &h.split.step),
+            )?),
+        };
+        Ok(Plan { hoisting, adjoint })
+    }
+
+    /// The step the time loop runs.
+    pub fn loop_step<'a>(&'a self, step: &'a StepGraph) -> &'a StepGraph {
+        self.hoisting.as_ref().map_or(step, |h| &h.split.step)
+    }
 }
 
 impl<'a, F: Real + 'static> Kernels<'a, F> {
-    /// The kernels of `backend`: of `step` for forward, of `adj`'s two
-    /// graphs when `adj` is given.
+    /// The kernels of `backend` for `plan` (of `step`), for sequences of
+    /// `steps` × `batch`.
     pub fn new(
         backend: Backend,
         step: &'a StepGraph,
-        adj: Option<&'a StepAdjoint>,
+        plan: &'a Plan,
         bindings: &Bindings,
+        steps: usize,
         batch: usize,
     ) -> Result<Kernels<'a, F>, KernelError> {
-        Ok(match adj {
-            None => Kernels {
-                forward: kernel(backend, &step.graph, bindings, batch)?,
-                adjoint: None,
-            },
+        let loop_step = plan.loop_step(step);
+        let (forward, adjoint) = match &plan.adjoint {
+            None => (kernel(backend, &loop_step.graph, bindings, batch)?, None),
             Some(adj) => {
-                let (forward, adjoint) = bptt_kernels(backend, adj, bindings, batch)?;
-                Kernels {
-                    forward,
-                    adjoint: Some(adjoint),
-                }
+                let (f, a) = bptt_kernels(backend, adj, bindings, batch)?;
+                (f, Some(a))
             }
+        };
+        let rows = steps * batch;
+        let hoisted = match &plan.hoisting {
+            Some(h) if rows > 0 => Some(HoistedKernels {
+                split: &h.split,
+                pre: kernel(backend, &h.split.pre, bindings, rows)?,
+                pre_adjoint: match plan.adjoint {
+                    Some(_) => Some(kernel(backend, &h.pre_adjoint, bindings, rows)?),
+                    None => None,
+                },
+            }),
+            _ => None,
+        };
+        Ok(Kernels {
+            forward,
+            adjoint,
+            hoisted,
         })
     }
 }
@@ -117,8 +180,9 @@ pub struct Workload<'a, F> {
 }
 
 impl<'a, F: Real> Workload<'a, F> {
-    /// The workload of `mode`; for forward+backward, `adj` is the adjoint
-    /// the kernels were made from (checked against the cotangents).
+    /// The workload of `mode` for the step the loop runs; for
+    /// forward+backward, `adj` is the adjoint the kernels were made from
+    /// (checked against the cotangents).
     pub fn new(
         step: &'a StepGraph,
         seq: &'a Sequences<F>,
@@ -139,23 +203,33 @@ impl<'a, F: Real> Workload<'a, F> {
         })
     }
 
-    /// One call: the whole sequence forward, or forward then backward. What
+    /// One call: the whole sequence forward, or forward then backward, with
+    /// the hoisted work before and after the loop when there is some. What
     /// it computes is dropped; the work is what is measured.
     pub fn call(&self, kernels: &mut Kernels<'_, F>) -> Result<(), KernelError> {
-        let history = initial_history(self.step, self.seq);
+        let seq: Cow<'_, Sequences<F>> = match &mut kernels.hoisted {
+            Some(h) => Cow::Owned(with_hoisted(h.split, h.pre.as_mut(), self.seq)?),
+            None => Cow::Borrowed(self.seq),
+        };
+        let history = initial_history(self.step, &seq);
         match (&mut kernels.adjoint, &self.cotangents) {
             (Some(adjoint), Some(cot)) => {
-                run_backward(
+                let (_, g) = run_backward(
                     self.step,
                     kernels.forward.as_mut(),
                     adjoint.as_mut(),
-                    self.seq,
+                    &seq,
                     cot,
                     history,
                 )?;
+                if let Some(h) = &mut kernels.hoisted
+                    && let Some(pre_adjoint) = &mut h.pre_adjoint
+                {
+                    through_hoisted(h.split, pre_adjoint.as_mut(), self.seq, g)?;
+                }
             }
             _ => {
-                run_forward(self.step, kernels.forward.as_mut(), self.seq, history)?;
+                run_forward(self.step, kernels.forward.as_mut(), &seq, history)?;
             }
         }
         Ok(())
@@ -300,17 +374,22 @@ mod tests {
     #[test]
     fn a_call_runs_forward_and_backward() {
         let step = check_source(IRNN).unwrap().step;
-        let adj = differentiate_step(&step).unwrap();
         let defines: Bindings = [("H".to_string(), 3), ("X".to_string(), 2)].into();
         let seq = generated_sequences::<f32>(&step, &defines, 4, 2, 0).unwrap();
-        for adj in [None, Some(&adj)] {
-            let mut kernels =
-                Kernels::new(Backend::Interp, &step, adj, &seq.bindings, seq.batch).unwrap();
-            let work = Workload::new(&step, &seq, adj).unwrap();
-            let t = time_calls(|| work.call(&mut kernels), Repeats::Exactly(3)).unwrap();
-            assert_eq!(t.calls.len(), 3);
-            assert!(t.warmup_calls >= 1);
-            assert!(t.min() <= t.median() && t.median() <= *t.calls.iter().max().unwrap());
+        for backend in [Backend::Interp, Backend::Jit] {
+            for mode in [Mode::Forward, Mode::ForwardBackward] {
+                let plan = Plan::new(backend, &step, mode).unwrap();
+                // The JIT hoists `U·x` out of the loop; the interpreter does not.
+                assert_eq!(plan.hoisting.is_some(), backend == Backend::Jit);
+                let mut kernels =
+                    Kernels::new(backend, &step, &plan, &seq.bindings, 4, seq.batch).unwrap();
+                let work =
+                    Workload::new(plan.loop_step(&step), &seq, plan.adjoint.as_ref()).unwrap();
+                let t = time_calls(|| work.call(&mut kernels), Repeats::Exactly(3)).unwrap();
+                assert_eq!(t.calls.len(), 3);
+                assert!(t.warmup_calls >= 1);
+                assert!(t.min() <= t.median() && t.median() <= *t.calls.iter().max().unwrap());
+            }
         }
     }
 

@@ -1,22 +1,21 @@
 //! `cellc bench`: the time from a cell's text to callable kernels, then the
 //! time of repeated calls on generated data, reported as text or as one JSON
 //! object. The measuring itself is the library's (`crate::bench`), shared with
-//! `cargo bench`; this file chooses the back end ([`make_kernels`]), words the
-//! errors and writes the report.
+//! `cargo bench`, including the choice of what runs for a back end
+//! (`bench::Plan`: the JIT hoists input-only work, as `run` and `grad` do);
+//! this file words the errors and writes the report.
 
 use super::load::{DEFAULT_SEED, check_text, read_text};
 use super::report::emit;
 use super::{Backend, BenchArgs, BenchMode, DType, Failure};
-use crate::autodiff::StepAdjoint;
 use crate::bench::{
-    Kernels, Mode, Repeats, Timings, Workload, flops_per_call, generated_sequences, time_calls,
+    Kernels, Mode, Plan, Repeats, Timings, Workload, flops_per_call, generated_sequences,
+    time_calls,
 };
 use crate::data::bind;
 use crate::data::generate::{self, GenerateError};
 use crate::data::matching::DataError;
-use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
-use crate::graph::step::StepGraph;
 use crate::runtime::memory::{self, Pass};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,22 +25,6 @@ pub(super) fn cmd_bench(path: &Path, a: &BenchArgs) -> Result<(), Failure> {
         DType::F32 => bench::<f32>(path, a),
         DType::F64 => bench::<f64>(path, a),
     }
-}
-
-/// The kernels of one call for `backend`: every back end is made here, so
-/// that plugging one in is one arm. `threads` is the back end's to use (the
-/// interpreter runs on one thread).
-fn make_kernels<'a, F: Real + 'static>(
-    backend: Backend,
-    step: &'a StepGraph,
-    adj: Option<&'a StepAdjoint>,
-    bindings: &Bindings,
-    batch: usize,
-    threads: usize,
-) -> Result<Kernels<'a, F>, Failure> {
-    // Threads come with the parallel kernels; both back ends run on one.
-    let _ = threads;
-    Ok(Kernels::new(backend.into(), step, adj, bindings, batch)?)
 }
 
 /// Runs `f`, adding the wall time it took to `total`.
@@ -70,29 +53,25 @@ fn bench<F: Real + 'static>(path: &Path, a: &BenchArgs) -> Result<(), Failure> {
             GenerateError::Bind(b) => src.locate(&b),
             e => Failure::from(e),
         })?;
+    if mode == Mode::ForwardBackward {
+        super::commands::compile_fits(&step, "bench", a.max_memory)?;
+    }
+    let backend = a.backend.into();
+    // Differentiated (and hoisted, for the JIT) as `run` and `grad` do.
+    let plan = timed(&mut compile, || Plan::new(backend, &step, mode))?;
     let adj = match mode {
         Mode::Forward => None,
-        Mode::ForwardBackward => {
-            super::commands::compile_fits(&step, "bench", a.max_memory)?;
-            Some(timed(&mut compile, || {
-                crate::pipeline::differentiate_step(&step)
-            })?)
-        }
+        // The cell's own BPTT, for the memory estimate and the FLOP count.
+        Mode::ForwardBackward => Some(crate::pipeline::differentiate_step(&step)?),
     };
     let pass = adj.as_ref().map_or(Pass::Run, Pass::Grad);
     let mut estimate = memory::estimate(&step, pass, &bindings, a.seq, a.batch, size_of::<F>());
     // A bench writes no archive.
     estimate.parts.retain(|(part, _)| *part != "writing");
     memory::check("bench", estimate, memory::available(a.max_memory).as_ref())?;
+    let _ = a.threads; // Threads come with the parallel kernels.
     let mut kernels = timed(&mut compile, || {
-        make_kernels::<F>(
-            a.backend,
-            &step,
-            adj.as_ref(),
-            &bindings,
-            a.batch,
-            a.threads,
-        )
+        Kernels::<F>::new(backend, &step, &plan, &bindings, a.seq, a.batch)
     })?;
     let seq = generated_sequences::<F>(&step, &defs, a.seq, a.batch, seed).map_err(|e| {
         use crate::bench::WorkloadError as W;
@@ -101,7 +80,7 @@ fn bench<F: Real + 'static>(path: &Path, a: &BenchArgs) -> Result<(), Failure> {
             e => Failure::from(e),
         }
     })?;
-    let work = Workload::new(&step, &seq, adj.as_ref())?;
+    let work = Workload::new(plan.loop_step(&step), &seq, plan.adjoint.as_ref())?;
     let repeats = a.repeats.map_or(Repeats::Auto, Repeats::Exactly);
     let timings = time_calls(|| work.call(&mut kernels), repeats)?;
     let flops = flops_per_call(&step, adj.as_ref(), &seq.bindings, a.seq, a.batch)
