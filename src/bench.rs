@@ -19,7 +19,7 @@ use crate::pipeline::Hoisting;
 use crate::runtime::backend::{Backend, bptt_kernels, kernel};
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
-use crate::runtime::hoisted::{through_hoisted, with_hoisted};
+use crate::runtime::hoisted::{Chunked, through_hoisted, with_hoisted};
 use crate::runtime::kernel::{KernelError, StepKernel};
 use crate::runtime::types::{Cotangents, Sequences};
 use crate::schedule::Hoisted;
@@ -92,8 +92,8 @@ pub struct Kernels<'a, F> {
 
 pub struct HoistedKernels<'a, F> {
     pub split: &'a Hoisted,
-    pub pre: Box<dyn StepKernel<F> + 'a>,
-    pub pre_adjoint: Option<Box<dyn StepKernel<F> + 'a>>,
+    pub pre: Chunked<'a, F>,
+    pub pre_adjoint: Option<Chunked<'a, F>>,
 }
 
 /// What a bench runs: the cell's step, or with hoisting the loop's step and
@@ -154,9 +154,9 @@ impl<'a, F: Real + 'static> Kernels<'a, F> {
         let hoisted = match &plan.hoisting {
             Some(h) if rows > 0 => Some(HoistedKernels {
                 split: &h.split,
-                pre: kernel(backend, &h.split.pre, bindings, rows)?,
+                pre: Chunked::new(backend, &h.split.pre, bindings, rows)?,
                 pre_adjoint: match plan.adjoint {
-                    Some(_) => Some(kernel(backend, &h.pre_adjoint, bindings, rows)?),
+                    Some(_) => Some(Chunked::new(backend, &h.pre_adjoint, bindings, rows)?),
                     None => None,
                 },
             }),
@@ -208,7 +208,7 @@ impl<'a, F: Real> Workload<'a, F> {
     /// it computes is dropped; the work is what is measured.
     pub fn call(&self, kernels: &mut Kernels<'_, F>) -> Result<(), KernelError> {
         let seq: Cow<'_, Sequences<F>> = match &mut kernels.hoisted {
-            Some(h) => Cow::Owned(with_hoisted(h.split, h.pre.as_mut(), self.seq)?),
+            Some(h) => Cow::Owned(with_hoisted(h.split, &mut h.pre, self.seq)?),
             None => Cow::Borrowed(self.seq),
         };
         let history = initial_history(self.step, &seq);
@@ -225,7 +225,7 @@ impl<'a, F: Real> Workload<'a, F> {
                 if let Some(h) = &mut kernels.hoisted
                     && let Some(pre_adjoint) = &mut h.pre_adjoint
                 {
-                    through_hoisted(h.split, pre_adjoint.as_mut(), self.seq, g)?;
+                    through_hoisted(h.split, pre_adjoint, self.seq, g)?;
                 }
             }
             _ => {

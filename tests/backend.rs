@@ -33,7 +33,7 @@ use cellc::rng::SplitMix64;
 use cellc::runtime::backend::{Backend, bptt_kernels, kernel};
 use cellc::runtime::backward::{Cotangents, run_backward};
 use cellc::runtime::forward::{initial_history, run_forward};
-use cellc::runtime::hoisted::{loop_of, through_hoisted};
+use cellc::runtime::hoisted::{Chunked, loop_of, through_hoisted};
 use cellc::runtime::types::{Gradients, Sequences, Trajectory, size};
 use common::{load, model_names, model_path, random};
 use ndarray::ArrayD;
@@ -189,8 +189,9 @@ fn results<F: Real>(
     let g = match &hoisting {
         Some(h) => {
             let rows = seq.steps * seq.batch;
-            let mut pre_adj = kernel::<F>(backend, &h.pre_adjoint, &seq.bindings, rows).unwrap();
-            through_hoisted(&h.split, &mut *pre_adj, &seq, g).unwrap()
+            let mut pre_adj =
+                Chunked::<F>::new(backend, &h.pre_adjoint, &seq.bindings, rows).unwrap();
+            through_hoisted(&h.split, &mut pre_adj, &seq, g).unwrap()
         }
         None => g,
     };
@@ -320,5 +321,22 @@ fn odd_sizes_and_one_sequence() {
             agree::<f64>(&format!("{name} B={batch}"), &step, &p, 1e-12);
             agree::<f32>(&format!("{name} B={batch} (f32)"), &step, &p, 1e-4);
         }
+    }
+}
+
+/// More rows than one call of a hoisted kernel takes (4096): the work before
+/// and after the loop runs in chunks, and gives what the interpreter gives.
+#[test]
+fn many_rows_are_hoisted_in_chunks() {
+    for name in ["torch_rnn", "elman"] {
+        let step = load(&model_path(name));
+        let setup = Setup {
+            t: 700,
+            batch: 7,
+            lengths: Some(vec![700, 0, 650, 1, 699, 300, 700]),
+            ..SMALL
+        };
+        let p = problem(&step, &setup, 11);
+        agree::<f64>(name, &step, &p, 1e-12);
     }
 }

@@ -74,11 +74,37 @@ fn an_allocation_that_fails_is_an_error_not_an_abort() {
             "64",
             "--max-memory",
             "100G",
+            "--backend",
+            "interp",
             "-o",
             "out.npz",
         ],
     );
     assert_fails_cleanly(&o, &["out of memory", "1.5 GB", "history of state `h`"]);
+    assert!(!dir.join("out.npz").exists(), "an output was left behind");
+    // The JIT first computes the hoisted `weight_ih·x + bias_ih` for all
+    // 192,000 rows (6.1 GB): that allocation fails the same way.
+    let o = cellc_limited(
+        &dir,
+        Some(LIMIT_KIB),
+        &[
+            "run",
+            &lstm,
+            "-D",
+            "H=2000",
+            "-D",
+            "X=1",
+            "--seq",
+            "3000",
+            "--batch",
+            "64",
+            "--max-memory",
+            "100G",
+            "-o",
+            "out.npz",
+        ],
+    );
+    assert_fails_cleanly(&o, &["out of memory", "6.1 GB", "hoisted value"]);
     assert!(!dir.join("out.npz").exists(), "an output was left behind");
 }
 

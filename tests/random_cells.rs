@@ -2004,14 +2004,14 @@ fn native_equals_interpreter(
         .1;
         let g = match &hoisting {
             Some(h) => {
-                let mut pre = kernel::<f64>(
+                let mut pre = cellc::runtime::hoisted::Chunked::<f64>::new(
                     backend,
                     &h.pre_adjoint,
                     &seq.bindings,
                     seq.steps * seq.batch,
                 )
                 .map_err(|e| format!("pre adjoint kernel: {e}"))?;
-                cellc::runtime::hoisted::through_hoisted(&h.split, &mut *pre, seq, g)
+                cellc::runtime::hoisted::through_hoisted(&h.split, &mut pre, seq, g)
                     .map_err(|e| format!("through the hoisted values: {e}"))?
             }
             None => g,

@@ -13,7 +13,7 @@ use crate::graph::step::StepGraph;
 use crate::runtime::backend::{Backend, bptt_kernels, kernel};
 use crate::runtime::backward::{check_cotangents, run_backward};
 use crate::runtime::forward::{initial_history, run_forward};
-use crate::runtime::hoisted::{loop_of, through_hoisted};
+use crate::runtime::hoisted::{Chunked, loop_of, through_hoisted};
 use crate::runtime::memory::{self, Pass};
 use crate::runtime::types::Trajectory;
 use ndarray::ArrayD;
@@ -341,13 +341,9 @@ pub(super) fn cmd_grad<F: Real + 'static>(
     drop(loop_seq);
     let g = match &hoisting {
         Some(h) => {
-            let mut pre_adj = kernel::<F>(
-                backend,
-                &h.pre_adjoint,
-                &seq.bindings,
-                seq.steps * seq.batch,
-            )?;
-            through_hoisted(&h.split, &mut *pre_adj, &seq, g)?
+            let rows = seq.steps * seq.batch;
+            let mut pre_adj = Chunked::<F>::new(backend, &h.pre_adjoint, &seq.bindings, rows)?;
+            through_hoisted(&h.split, &mut pre_adj, &seq, g)?
         }
         None => g,
     };

@@ -18,6 +18,68 @@ use crate::schedule::Hoisted;
 use ndarray::{Array3, ArrayD, ArrayViewD, Axis, Ix3, IxDyn};
 use std::borrow::Cow;
 
+/// Rows per call of a pre graph's kernel: its scratch holds this many rows of
+/// every intermediate value, not T·B, and products of this many rows run at
+/// full GEMM speed.
+pub const CHUNK_ROWS: usize = 4096;
+
+/// A graph's kernels over `rows` rows, called on at most [`CHUNK_ROWS`] at a
+/// time (one kernel for whole chunks, one for the rest).
+pub struct Chunked<'a, F> {
+    full: Box<dyn StepKernel<F> + 'a>,
+    rest: Option<Box<dyn StepKernel<F> + 'a>>,
+    chunk: usize,
+    rows: usize,
+}
+
+impl<'a, F: Real> Chunked<'a, F> {
+    pub fn new(
+        backend: Backend,
+        g: &'a crate::graph::Graph,
+        bindings: &crate::graph::dim::Bindings,
+        rows: usize,
+    ) -> Result<Chunked<'a, F>, KernelError> {
+        let chunk = rows.clamp(1, CHUNK_ROWS);
+        let rest = rows % chunk;
+        Ok(Chunked {
+            full: kernel(backend, g, bindings, chunk)?,
+            rest: match rest {
+                0 => None,
+                r => Some(kernel(backend, g, bindings, r)?),
+            },
+            chunk,
+            rows,
+        })
+    }
+
+    /// The chunks: (first row, rows).
+    fn chunks(&self) -> Vec<(usize, usize)> {
+        (0..self.rows)
+            .step_by(self.chunk)
+            .map(|r0| (r0, self.chunk.min(self.rows - r0)))
+            .collect()
+    }
+
+    /// The kernel for a chunk of `n` rows.
+    fn for_rows(&mut self, n: usize) -> &mut (dyn StepKernel<F> + 'a) {
+        if n == self.chunk {
+            self.full.as_mut()
+        } else {
+            self.rest.as_mut().expect("a kernel for the rest").as_mut()
+        }
+    }
+}
+
+/// Rows `r0..r0 + n` of a `[rows, ...]` view (a batched argument), or the
+/// whole view (an unbatched one).
+fn rows_of<'v, F>(v: &ArrayViewD<'v, F>, batched: bool, r0: usize, n: usize) -> ArrayViewD<'v, F> {
+    if batched {
+        v.clone().slice_axis_move(Axis(0), (r0..r0 + n).into())
+    } else {
+        v.clone()
+    }
+}
+
 /// The step the time loop runs, and the sequences it runs on: with a split
 /// (`h`), the loop's step, over `seq` and every hoisted value computed for
 /// all rows on `backend`; without, `step` over `seq`.
@@ -29,8 +91,8 @@ pub fn loop_of<'a, F: Real>(
 ) -> Result<(&'a StepGraph, Cow<'a, Sequences<F>>), KernelError> {
     match h {
         Some(h) => {
-            let mut pre = kernel::<F>(backend, &h.pre, &seq.bindings, seq.steps * seq.batch)?;
-            Ok((&h.step, Cow::Owned(with_hoisted(h, &mut *pre, seq)?)))
+            let mut pre = Chunked::new(backend, &h.pre, &seq.bindings, seq.steps * seq.batch)?;
+            Ok((&h.step, Cow::Owned(with_hoisted(h, &mut pre, seq)?)))
         }
         None => Ok((step, Cow::Borrowed(seq))),
     }
@@ -63,20 +125,34 @@ fn pre_args<'a, F: Real>(
 /// cell's own: what the loop's step (`h.step`) runs on.
 pub fn with_hoisted<F: Real>(
     h: &Hoisted,
-    pre: &mut dyn StepKernel<F>,
+    pre: &mut Chunked<'_, F>,
     seq: &Sequences<F>,
 ) -> Result<Sequences<F>, KernelError> {
     let (t, b) = (seq.steps, seq.batch);
-    let mut values: Vec<ArrayD<F>> = pre
-        .result_shapes()
+    let mut values: Vec<ArrayD<F>> = h
+        .pre
+        .results
         .iter()
-        .zip(&h.pre.results)
-        .map(|(sh, r)| zeros(IxDyn(sh), &format!("hoisted value `{}`", r.name)))
+        .map(|r| {
+            let m = super::types::size(&h.pre.node(r.node).ty.dims[0], &seq.bindings);
+            zeros(IxDyn(&[t * b, m]), &format!("hoisted value `{}`", r.name))
+        })
         .collect::<Result<_, _>>()?;
     {
         let args = pre_args(h, seq, &seq.inputs);
-        let mut res: Vec<_> = values.iter_mut().map(|v| v.view_mut()).collect();
-        pre.run(&args, &mut res)?;
+        let batched: Vec<bool> = h.pre.args.iter().map(|a| a.ty.batched).collect();
+        for (r0, n) in pre.chunks() {
+            let chunk_args: Vec<_> = args
+                .iter()
+                .zip(&batched)
+                .map(|(a, &bt)| rows_of(a, bt, r0, n))
+                .collect();
+            let mut res: Vec<_> = values
+                .iter_mut()
+                .map(|v| v.slice_axis_mut(Axis(0), (r0..r0 + n).into()))
+                .collect();
+            pre.for_rows(n).run(&chunk_args, &mut res)?;
+        }
     }
     // A sequence past its length reads zeros for its inputs, so the step
     // computes a hoisted value from zero inputs there: so must the loop's
@@ -130,7 +206,7 @@ pub fn with_hoisted<F: Real>(
 /// the hoisted values to the parameters' and inputs' gradients.
 pub fn through_hoisted<F: Real>(
     h: &Hoisted,
-    pre_adjoint: &mut dyn StepKernel<F>,
+    pre_adjoint: &mut Chunked<'_, F>,
     seq: &Sequences<F>,
     mut g: Gradients<F>,
 ) -> Result<Gradients<F>, KernelError> {
@@ -156,14 +232,33 @@ pub fn through_hoisted<F: Real>(
     });
     let own = h.own_inputs;
     let hoisted_grads = g.inputs.split_off(own);
-    let mut res: Vec<ArrayD<F>> = pre_adjoint
-        .result_shapes()
+    // Per pre argument: a parameter's gradient summed over the chunks, an
+    // input's `[T·B, n]` written chunk by chunk.
+    let rows = t * b;
+    let mut res: Vec<ArrayD<F>> = h
+        .pre_args
         .iter()
-        .map(|sh| zeros(IxDyn(sh), "gradients through the hoisted values"))
-        .collect::<Result<_, _>>()?;
+        .zip(&h.pre.args)
+        .map(|(k, a)| {
+            let mut shape =
+                a.ty.array_shape(rows, &seq.bindings)
+                    .map_err(|message| KernelError::Size {
+                        name: a.name.clone(),
+                        message,
+                    })?;
+            if matches!(k, ArgKind::Param(_)) {
+                shape = a.ty.array_shape(1, &seq.bindings).unwrap_or(shape);
+            }
+            Ok(zeros(
+                IxDyn(&shape),
+                "gradients through the hoisted values",
+            )?)
+        })
+        .collect::<Result<_, KernelError>>()?;
     {
         let inputs = masked.as_deref().unwrap_or(&seq.inputs);
         let mut args = pre_args(h, seq, inputs);
+        let mut batched: Vec<bool> = h.pre.args.iter().map(|a| a.ty.batched).collect();
         for gh in &hoisted_grads {
             let m = gh.dim().2;
             args.push(
@@ -172,9 +267,49 @@ pub fn through_hoisted<F: Real>(
                     .expect("contiguous")
                     .into_dyn(),
             );
+            batched.push(true);
         }
-        let mut views: Vec<_> = res.iter_mut().map(|r| r.view_mut()).collect();
-        pre_adjoint.run(&args, &mut views)?;
+        let is_param: Vec<bool> = h
+            .pre_args
+            .iter()
+            .map(|k| matches!(k, ArgKind::Param(_)))
+            .collect();
+        let mut sums: Vec<ArrayD<F>> = res
+            .iter()
+            .zip(&is_param)
+            .filter(|(_, p)| **p)
+            .map(|(r, _)| ArrayD::zeros(r.raw_dim()))
+            .collect();
+        for (r0, n) in pre_adjoint.chunks() {
+            let chunk_args: Vec<_> = args
+                .iter()
+                .zip(&batched)
+                .map(|(a, &bt)| rows_of(a, bt, r0, n))
+                .collect();
+            {
+                let mut sum_iter = sums.iter_mut();
+                let mut views: Vec<_> = res
+                    .iter_mut()
+                    .zip(&is_param)
+                    .map(|(r, &p)| {
+                        if p {
+                            sum_iter.next().expect("one per parameter").view_mut()
+                        } else {
+                            r.slice_axis_mut(Axis(0), (r0..r0 + n).into())
+                        }
+                    })
+                    .collect();
+                pre_adjoint.for_rows(n).run(&chunk_args, &mut views)?;
+            }
+            // Chunk sums added in order: the same result for any chunking
+            // of the same rows is not promised, for one chunk size it is.
+            let mut sum_iter = sums.iter();
+            for (r, &p) in res.iter_mut().zip(&is_param) {
+                if p {
+                    *r += sum_iter.next().expect("one per parameter");
+                }
+            }
+        }
     }
     for (k, r) in h.pre_args.iter().zip(res) {
         match *k {
