@@ -14,8 +14,9 @@
 //!   └─ opt       named simplification passes
 //!   └─ pipeline  the passes in order, the verifier after each
 //!   └─ interp    ndarray reference evaluator — the oracle
-//!   └─ codegen   Cranelift code for schedules: fused loops, inline vector math
-//!   └─ runtime   the kernel interface; the time loop forward and back on flat buffers
+//!   └─ schedule  the native back end's plan: hoisting over T·B rows, fused loops and calls
+//!   └─ codegen   Cranelift code for schedules: fused loops, inline vector math, the JIT
+//!   └─ runtime   the kernel interface (interpreted or native); the time loop forward and back
 //!   └─ data      NumPy files, dimension binding, array matching, generated data
 //!   └─ train     training policy on the gradients: clipping
 //!   └─ bench     timing kernels on generated data; matrix FLOPs of a call

@@ -11,8 +11,9 @@
 //!
 //! The step graph that `run` executes is the checked one, unsimplified: a
 //! rewrite such as `x·0 → 0` is exact for numbers but not for NaN, and `run`
-//! promises to propagate NaN. (A schedule pass for the native back end comes
-//! after these.)
+//! promises to propagate NaN (the native back end compiles it with
+//! `opt::share`, which is exact). [`hoisting`] splits a step for the native
+//! back end: work over all T·B rows before the loop, and the loop's step.
 //!
 //! Enters: source text or a checked step graph. Leaves: verified graphs, or a
 //! [`PassError`] naming the pass.

@@ -42,7 +42,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("train", &["graph", "runtime"]),
     (
         "bench",
-        &["graph", "autodiff", "pipeline", "runtime", "data"],
+        &[
+            "graph", "autodiff", "pipeline", "runtime", "data", "schedule",
+        ],
     ),
     (
         "cli",

@@ -140,8 +140,6 @@ impl<F: Real> StepKernel<F> for Native<F> {
                 None => r.as_mut_ptr() as *mut u8,
             })
             .collect();
-        // Denormals are flushed while the kernel runs (a saturated tanh RNN
-        // produces them, and they cost 100× per operation on x86).
         // SAFETY: shapes, float type and contiguity checked above; results
         // apart from arguments; the scratch is the compiled size.
         unsafe {
