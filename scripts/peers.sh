@@ -16,7 +16,7 @@
 # Environment: PYTHON, a Python with the peers' packages (default python3;
 # a peer whose package is missing is skipped and named); PEERS, the peers to
 # ask peers.py for (default numpy,onnxruntime,jax,torch-nn: the fast paths);
-# THREADS, given to both (default 2; cellc's interpreter runs on one thread
+# THREADS, given to both (default 2; cellc runs on one thread
 # whatever it is given).
 #
 # The machine is shared: quote medians and ratios measured in the same run.
@@ -153,7 +153,7 @@ for line in open(results):
 def ms(v):
     return "" if v is None else f"{v:.3f}"
 
-print(f"median ms per call, threads={threads} (cellc: interpreter, one thread)\n")
+print(f"median ms per call, threads={threads} (cellc: --backend jit, one thread)\n")
 print("| cell | T, B, H, X | mode | cellc | " + " | ".join(peer_list)
       + " | fastest peer | cellc / fastest |")
 print("|---|---|---|---|" + "---|" * len(peer_list) + "---|---|")
