@@ -175,6 +175,19 @@ pub(super) fn cmd_graph(
     }
 }
 
+/// The native back end hoists input-only work out of the time loop, over
+/// `rows` (T·B) rows; nothing is hoisted over none, nor by the interpreter.
+fn hoisting_for(
+    backend: Backend,
+    step: &StepGraph,
+    rows: usize,
+) -> Result<Option<crate::pipeline::Hoisting>, Failure> {
+    Ok(match backend {
+        Backend::Jit if rows > 0 => crate::pipeline::hoisting(step)?,
+        _ => None,
+    })
+}
+
 pub(super) fn cmd_run<F: Real + 'static>(
     path: &Path,
     d: &DataArgs,
@@ -184,13 +197,7 @@ pub(super) fn cmd_run<F: Real + 'static>(
     check_output(out, d, &[("cell file", Some(path))])?;
     let seq = load_data::<F>(&step, d, &src, Pass::Run)?;
     let backend = d.backend.into();
-    // The native back end hoists input-only work out of the loop.
-    let hoisting = match backend {
-        Backend::Jit => crate::pipeline::hoisting(&step)?,
-        Backend::Interp => None,
-    };
-    // (Nothing is hoisted over no rows.)
-    let hoisting = hoisting.filter(|_| seq.steps * seq.batch > 0);
+    let hoisting = hoisting_for(backend, &step, seq.steps * seq.batch)?;
     let split = hoisting.as_ref().map(|h| &h.split);
     let (loop_step, loop_seq) = loop_of(backend, &step, split, &seq)?;
     let kernel = kernel::<F>(backend, &loop_step.graph, &seq.bindings, seq.batch)?;
@@ -311,14 +318,8 @@ pub(super) fn cmd_grad<F: Real + 'static>(
     };
     check_cotangents(&step, &adj, &cot)?;
     let backend = d.backend.into();
-    // The native back end hoists input-only work out of the loop, and takes
-    // the gradients through it after BPTT.
-    let hoisting = match backend {
-        Backend::Jit => crate::pipeline::hoisting(&step)?,
-        Backend::Interp => None,
-    };
-    // (Nothing is hoisted over no rows.)
-    let hoisting = hoisting.filter(|_| seq.steps * seq.batch > 0);
+    // The gradients through the hoisted work are taken after BPTT.
+    let hoisting = hoisting_for(backend, &step, seq.steps * seq.batch)?;
     let split = hoisting.as_ref().map(|h| &h.split);
     let (loop_step, loop_seq) = loop_of(backend, &step, split, &seq)?;
     let loop_adj = match &hoisting {

@@ -85,23 +85,7 @@ impl<'g> Interpreted<'g> {
         bindings: &Bindings,
         batch: usize,
     ) -> Result<Interpreted<'g>, KernelError> {
-        let shape_of = |name: &str, ty: &Type| {
-            ty.array_shape(batch, bindings)
-                .map_err(|message| KernelError::Size {
-                    name: name.to_string(),
-                    message,
-                })
-        };
-        let arg_shapes = graph
-            .args
-            .iter()
-            .map(|a| shape_of(&a.name, &a.ty))
-            .collect::<Result<_, _>>()?;
-        let result_shapes = graph
-            .results
-            .iter()
-            .map(|r| shape_of(&r.name, &graph.node(r.node).ty))
-            .collect::<Result<_, _>>()?;
+        let (arg_shapes, result_shapes) = shapes(graph, bindings, batch)?;
         Ok(Interpreted {
             graph,
             bindings: bindings.clone(),
@@ -110,6 +94,34 @@ impl<'g> Interpreted<'g> {
             result_shapes,
         })
     }
+}
+
+/// The shape of every argument and result of `graph` for the bindings and
+/// batch: what a kernel of it is made for.
+#[allow(clippy::type_complexity)]
+pub fn shapes(
+    graph: &Graph,
+    bindings: &Bindings,
+    batch: usize,
+) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>), KernelError> {
+    let shape_of = |name: &str, ty: &Type| {
+        ty.array_shape(batch, bindings)
+            .map_err(|message| KernelError::Size {
+                name: name.to_string(),
+                message,
+            })
+    };
+    let args = graph
+        .args
+        .iter()
+        .map(|a| shape_of(&a.name, &a.ty))
+        .collect::<Result<_, _>>()?;
+    let results = graph
+        .results
+        .iter()
+        .map(|r| shape_of(&r.name, &graph.node(r.node).ty))
+        .collect::<Result<_, _>>()?;
+    Ok((args, results))
 }
 
 /// The interpreter's kernels of BPTT's forward step and adjoint step.

@@ -10,7 +10,7 @@
 use super::kernel::{KernelError, StepKernel};
 use crate::codegen::{self, CodegenError, CompiledStep, Precision};
 use crate::graph::Graph;
-use crate::graph::dim::{Bindings, Type};
+use crate::graph::dim::Bindings;
 use crate::graph::op::Real;
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use std::any::TypeId;
@@ -40,23 +40,7 @@ pub struct Native<F> {
 
 impl<F: Real> Native<F> {
     pub fn new(graph: &Graph, bindings: &Bindings, batch: usize) -> Result<Native<F>, KernelError> {
-        let shape_of = |name: &str, ty: &Type| {
-            ty.array_shape(batch, bindings)
-                .map_err(|message| KernelError::Size {
-                    name: name.to_string(),
-                    message,
-                })
-        };
-        let arg_shapes = graph
-            .args
-            .iter()
-            .map(|a| shape_of(&a.name, &a.ty))
-            .collect::<Result<_, _>>()?;
-        let result_shapes = graph
-            .results
-            .iter()
-            .map(|r| shape_of(&r.name, &graph.node(r.node).ty))
-            .collect::<Result<_, _>>()?;
+        let (arg_shapes, result_shapes) = super::kernel::shapes(graph, bindings, batch)?;
         let code = codegen::compile(graph, bindings, batch, precision::<F>())?;
         let scratch = super::memory::zeros(ndarray::Ix1(code.scratch_len), "kernel scratch")?
             .into_raw_vec_and_offset()

@@ -109,18 +109,7 @@ pub fn hoist(step: &StepGraph) -> Result<Option<Hoisted>, ShapeError> {
                     .expect("not a state");
                 b.arg(i)
             }
-            _ => {
-                let ops: Vec<NodeId> = g
-                    .operands(n)
-                    .iter()
-                    .map(|o| map[o.index()].expect("operands come first"))
-                    .collect();
-                let id = b.node(node.op.clone(), &ops)?;
-                if let Some(l) = &node.label {
-                    b.set_label(id, l.clone());
-                }
-                id
-            }
+            _ => copy_node(g, n, &mut b, &map)?,
         };
         map[n.index()] = Some(id);
     }
@@ -180,16 +169,7 @@ pub fn hoist(step: &StepGraph) -> Result<Option<Hoisted>, ShapeError> {
         } else {
             // Everything else as it was: input-only work left in the loop, and
             // the hoisted values' cones, dead now, for simplification to drop.
-            let ops: Vec<NodeId> = g
-                .operands(n)
-                .iter()
-                .map(|o| map[o.index()].expect("operands come first"))
-                .collect();
-            let id = b.node(node.op.clone(), &ops)?;
-            if let Some(l) = &node.label {
-                b.set_label(id, l.clone());
-            }
-            id
+            copy_node(g, n, &mut b, &map)?
         };
         map[n.index()] = Some(id);
     }
@@ -214,6 +194,26 @@ pub fn hoist(step: &StepGraph) -> Result<Option<Hoisted>, ShapeError> {
         step: loop_step,
         own_inputs,
     }))
+}
+
+/// Node `n` of `g` added to `b` over its operands' copies (`map`), label kept.
+fn copy_node(
+    g: &Graph,
+    n: NodeId,
+    b: &mut Builder,
+    map: &[Option<NodeId>],
+) -> Result<NodeId, ShapeError> {
+    let node = g.node(n);
+    let ops: Vec<NodeId> = g
+        .operands(n)
+        .iter()
+        .map(|o| map[o.index()].expect("operands come first"))
+        .collect();
+    let id = b.node(node.op.clone(), &ops)?;
+    if let Some(l) = &node.label {
+        b.set_label(id, l.clone());
+    }
+    Ok(id)
 }
 
 /// The type of a hoisted value's gradient (as BPTT gives an input's).
