@@ -104,8 +104,10 @@ for cell in $cells; do
         IFS=, read -r T B H X <<< "$config"
         [ -n "${X:-}" ] || die "a configuration is T,B,H,X: got $config"
         echo "peers.sh: $cell T=$T B=$B H=$H X=$X" >&2
-        # Interleaved: cellc, the peers, cellc again, so that a change in the
-        # machine's load shows as a difference between cellc's two runs.
+        # Interleaved: cellc's first mode, the peers (both modes), then
+        # cellc's second mode: each configuration's figures are minutes
+        # apart at most (no mode is measured twice, so load drift is not
+        # shown; read peers.py's `busy` figures for that).
         for m in $modes; do
             line=$("$cellc" bench "$model" -D "H=$H" -D "X=$X" --seq "$T" --batch "$B" \
                 --mode "$m" --threads "$threads" --json) || die "cellc bench failed for $cell $config $m"
