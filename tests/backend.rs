@@ -340,3 +340,30 @@ fn many_rows_are_hoisted_in_chunks() {
         agree::<f64>(name, &step, &p, 1e-12);
     }
 }
+
+/// A kernel packs a parameter matrix once and reuses it while the matrix
+/// stays at its address; given a matrix at another address, it packs that
+/// one: one kernel run on two parameter sets gives each set's result.
+#[test]
+fn a_kernel_repacks_a_parameter_given_at_another_address() {
+    let step = load(&model_path("torch_rnn"));
+    let p1 = problem(&step, &SMALL, 1);
+    let p2 = problem(&step, &SMALL, 2);
+    let b = &p1.seq.bindings;
+    let mut jit = kernel::<f64>(Backend::Jit, &step.graph, b, SMALL.batch).unwrap();
+    for p in [&p1, &p2, &p1] {
+        let want = {
+            let mut k = kernel::<f64>(Backend::Interp, &step.graph, b, SMALL.batch).unwrap();
+            run_forward(&step, &mut k, &p.seq, initial_history(&step, &p.seq))
+                .unwrap()
+                .0
+        };
+        let got = run_forward(&step, &mut jit, &p.seq, initial_history(&step, &p.seq))
+            .unwrap()
+            .0;
+        let diff = (&want.outputs[0] - &got.outputs[0])
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(diff < 1e-12, "{diff}");
+    }
+}

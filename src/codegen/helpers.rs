@@ -9,6 +9,7 @@
 //! Semantics are the interpreter's (`graph::op::Op::eval`), including the
 //! first-largest rule of `max` (a NaN wins where it first appears).
 
+use crate::kernels::Packed;
 use num_traits::Float;
 
 /// The float types with a tuned product (`kernels::cellc_gemm_*`).
@@ -303,11 +304,68 @@ unsafe fn fill<F: Float>(n: usize, value: F, dst: *mut F) {
     }
 }
 
+/// The packed weights of a kernel's products with a parameter matrix: one
+/// slot per product, packed (`kernels::Packed`) on the first call and again
+/// whenever the matrix is at another address. A kernel's parameter matrices
+/// do not change between calls at the same address (the drivers hold them
+/// fixed for a run).
+#[derive(Default)]
+pub struct PackTable {
+    f32: Vec<Option<(usize, Packed<f32>)>>,
+    f64: Vec<Option<(usize, Packed<f64>)>>,
+}
+
+impl PackTable {
+    pub fn new(slots: usize) -> PackTable {
+        PackTable {
+            f32: (0..slots).map(|_| None).collect(),
+            f64: (0..slots).map(|_| None).collect(),
+        }
+    }
+}
+
 /// The C-ABI entry points of one float type, named `cellc_<routine>_<type>`.
 macro_rules! entry_points {
-    ($f:ty, $suffix:literal, $module:ident) => {
+    ($f:ty, $suffix:literal, $module:ident, $field:ident) => {
         mod $module {
             use super::*;
+            /// `W·v` (or `Wᵀ·v`) on the packed `W` of `slot`, packed from `w`
+            /// (`[m, n]`, contiguous) when the slot holds another address.
+            #[allow(clippy::too_many_arguments)]
+            pub(super) extern "C" fn packed_matvec(
+                table: *mut PackTable,
+                slot: usize,
+                rows: usize,
+                m: usize,
+                n: usize,
+                w: *const $f,
+                v: *const $f,
+                v_rs: usize,
+                out: *mut $f,
+                transpose: u32,
+            ) {
+                // SAFETY: the table is the compiled step's own, called by one
+                // thread at a time; pointers and sizes are from checked shapes.
+                unsafe {
+                    let table = &mut *table;
+                    let entry = &mut table.$field[slot];
+                    if entry.as_ref().is_none_or(|(at, _)| *at != w as usize) {
+                        *entry = Some((w as usize, Packed::pack(m, n, w, n)));
+                    }
+                    let p = &entry.as_ref().expect("packed").1;
+                    // A stride of 0 (one vector for every row) is one row.
+                    let (rows_in, v_rs) = if v_rs == 0 {
+                        (1, n.max(m))
+                    } else {
+                        (rows, v_rs)
+                    };
+                    if transpose != 0 {
+                        p.apply_t(rows_in, v, v_rs, out, n, false);
+                    } else {
+                        p.apply(rows_in, v, v_rs, out, m, false);
+                    }
+                }
+            }
             pub(super) extern "C" fn matvec(
                 rows: usize,
                 m: usize,
@@ -405,14 +463,18 @@ macro_rules! entry_points {
                         batch_sum as *const u8,
                     ),
                     (format!("cellc_fill_{}", $suffix), fill as *const u8),
+                    (
+                        format!("cellc_packed_matvec_{}", $suffix),
+                        packed_matvec as *const u8,
+                    ),
                 ]
             }
         }
     };
 }
 
-entry_points!(f32, "f32", f32_entry);
-entry_points!(f64, "f64", f64_entry);
+entry_points!(f32, "f32", f32_entry, f32);
+entry_points!(f64, "f64", f64_entry, f64);
 
 /// Reduction kinds as generated code passes them.
 pub const REDUCE_SUM: i64 = Reduce::Sum as i64;

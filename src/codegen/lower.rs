@@ -187,6 +187,10 @@ pub struct Lowerer<'a, 'b> {
     pub args: Vec<Value>,
     pub results: Vec<Value>,
     pub scratch: Value,
+    /// The step's `codegen::helpers::PackTable`.
+    pub table: Value,
+    /// Slots of the table used so far.
+    pub slots: usize,
     pub funcs: HashMap<String, FuncRef>,
 }
 
@@ -200,7 +204,13 @@ pub const ROUTINES: &[(&str, &str)] = &[
     ("reduce", "IPPPPP"),
     ("batch_sum", "PPPPP"),
     ("fill", "PFP"),
+    ("packed_matvec", "PPPPPPPPPI"),
 ];
+
+/// At most this many rows go through a packed product (`kernels::Packed`,
+/// measured faster than the gemm crate from 1 to 64 rows); more rows (the
+/// hoisted products over T·B rows) through the GEMM.
+pub const PACKED_MAX_ROWS: usize = 64;
 
 /// Declares every routine in `module` and imports it into `func`.
 pub fn import_routines(
@@ -623,6 +633,29 @@ impl Lowerer<'_, '_> {
                 let dims = &ty(ops[0]).dims;
                 let m = dims[0].eval(self.bindings).map_err(CodegenError::Size)? as usize;
                 let n = dims[1].eval(self.bindings).map_err(CodegenError::Size)? as usize;
+                // A parameter's matrix (an unbatched argument) at few rows:
+                // packed once, reused at every step.
+                let constant =
+                    matches!(self.plan.homes[ops[0].index()], Home::Arg(_)) && !ty(ops[0]).batched;
+                if constant && rows <= PACKED_MAX_ROWS {
+                    let slot = self.slots;
+                    self.slots += 1;
+                    let mut a = vec![self.table];
+                    for s in [slot, rows, m, n] {
+                        a.push(self.iconst(s));
+                    }
+                    a.push(w);
+                    a.push(v);
+                    a.push(self.iconst(v_rs));
+                    a.push(dst);
+                    a.push(
+                        self.b
+                            .ins()
+                            .iconst(types::I32, i64::from(node.op == Op::MatTVec)),
+                    );
+                    self.call("packed_matvec", &a);
+                    return Ok(());
+                }
                 let sizes = [rows, m, n];
                 let mut a: Vec<Value> = sizes.iter().map(|&s| self.iconst(s)).collect();
                 a.push(w);

@@ -33,8 +33,9 @@ pub enum CodegenError {
 }
 
 /// The signature of a compiled step: argument pointers, result pointers,
-/// scratch memory.
-pub type StepFn = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8);
+/// scratch memory, the step's table of packed weights.
+pub type StepFn =
+    unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *mut helpers::PackTable);
 
 /// One step graph compiled for fixed sizes, callable until dropped.
 pub struct CompiledStep {
@@ -45,6 +46,8 @@ pub struct CompiledStep {
     pub precision: Precision,
     /// Cranelift instructions emitted, for compile-cost reports.
     pub instructions: usize,
+    /// The packed weights of its products with parameter matrices.
+    table: Box<helpers::PackTable>,
 }
 
 impl CompiledStep {
@@ -54,15 +57,18 @@ impl CompiledStep {
     /// `args` and `results` hold one pointer per argument and result of the
     /// graph compiled, each to a contiguous array of the compiled shape and
     /// float type; results do not overlap arguments or each other; `scratch`
-    /// holds `scratch_len` elements.
+    /// holds `scratch_len` elements; an unbatched matrix argument (a
+    /// parameter) holds the same values whenever it is at the same address
+    /// (its packed copy is reused).
     ///
     /// Denormals are flushed to zero while it runs (`kernels::FlushDenormals`):
     /// a saturated tanh RNN produces them, and each costs x86 about a hundred
     /// times an ordinary operation; the interpreter keeps them.
-    pub unsafe fn call(&self, args: &[*const u8], results: &[*mut u8], scratch: *mut u8) {
+    pub unsafe fn call(&mut self, args: &[*const u8], results: &[*mut u8], scratch: *mut u8) {
         let _flush = crate::kernels::FlushDenormals::new();
-        // SAFETY: as the caller promises.
-        unsafe { (self.func)(args.as_ptr(), results.as_ptr(), scratch) }
+        let table: *mut helpers::PackTable = &mut *self.table;
+        // SAFETY: as the caller promises; the table is this step's own.
+        unsafe { (self.func)(args.as_ptr(), results.as_ptr(), scratch, table) }
     }
 }
 
@@ -117,11 +123,12 @@ pub fn compile(
     let mut module = JITModule::new(jb);
     let ptr = module.target_config().pointer_type();
     let mut ctx = module.make_context();
-    for _ in 0..3 {
+    for _ in 0..4 {
         ctx.func.signature.params.push(AbiParam::new(ptr));
     }
     let funcs = lower::import_routines(&mut module, &mut ctx.func, prec)?;
     let mut fbc = FunctionBuilderContext::new();
+    let slots;
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
         let entry = b.create_block();
@@ -149,10 +156,13 @@ pub fn compile(
             args,
             results,
             scratch: params[2],
+            table: params[3],
+            slots: 0,
             funcs,
         };
         low.emit()?;
         low.b.ins().return_(&[]);
+        slots = low.slots;
         low.b.finalize(module.target_config());
     }
     let instructions = ctx.func.dfg.num_insts();
@@ -171,5 +181,6 @@ pub fn compile(
         scratch_len: layout.scratch_len,
         precision: prec,
         instructions,
+        table: Box::new(helpers::PackTable::new(slots)),
     })
 }
