@@ -367,3 +367,35 @@ fn a_kernel_repacks_a_parameter_given_at_another_address() {
         assert!(diff < 1e-12, "{diff}");
     }
 }
+
+/// Parameters changed in place between runs (as a training step does) are
+/// packed again: every run of one kernel gives the result of the values it
+/// is given, at the same address.
+#[test]
+fn a_kernel_repacks_a_parameter_changed_in_place_between_runs() {
+    let step = load(&model_path("torch_rnn"));
+    let mut p = problem(&step, &SMALL, 3);
+    let b = p.seq.bindings.clone();
+    let mut jit = kernel::<f64>(Backend::Jit, &step.graph, &b, SMALL.batch).unwrap();
+    let at: Vec<*const f64> = p.seq.params.iter().map(|a| a.as_ptr()).collect();
+    for round in 0..3 {
+        let want = {
+            let mut k = kernel::<f64>(Backend::Interp, &step.graph, &b, SMALL.batch).unwrap();
+            run_forward(&step, &mut k, &p.seq, initial_history(&step, &p.seq))
+                .unwrap()
+                .0
+        };
+        let got = run_forward(&step, &mut jit, &p.seq, initial_history(&step, &p.seq))
+            .unwrap()
+            .0;
+        let diff = (&want.outputs[0] - &got.outputs[0])
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(diff < 1e-12, "round {round}: {diff}");
+        for w in &mut p.seq.params {
+            w.mapv_inplace(|v| -0.7 * v + 0.01);
+        }
+        let now: Vec<*const f64> = p.seq.params.iter().map(|a| a.as_ptr()).collect();
+        assert_eq!(at, now, "changed in place");
+    }
+}

@@ -57,15 +57,22 @@ impl Progress {
     /// One step of `phase` done.
     fn tick(&self, phase: &'static str) {
         let Some(bar) = &self.bar else { return };
-        if self.phase.get() != phase {
+        let new_phase = self.phase.get() != phase;
+        if new_phase {
             self.phase.set(phase);
             bar.set_message(phase);
         }
-        if !self.shown.get() && self.start.elapsed() >= self.delay {
+        let appears = !self.shown.get() && self.start.elapsed() >= self.delay;
+        if appears {
             self.shown.set(true);
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }
         bar.inc(1);
+        // A phase's first step is drawn whatever the refresh rate: a phase
+        // shorter than one refresh would otherwise never show.
+        if self.shown.get() && (new_phase || appears) {
+            bar.force_draw();
+        }
     }
 
     /// Clears the bar before the command prints its result.
@@ -110,5 +117,9 @@ impl<F: Real, K: StepKernel<F>> StepKernel<F> for Ticking<'_, K> {
         self.kernel.run(args, results)?;
         self.progress.tick(self.phase);
         Ok(())
+    }
+
+    fn parameters_changed(&mut self) {
+        self.kernel.parameters_changed()
     }
 }

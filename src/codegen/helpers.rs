@@ -306,9 +306,8 @@ unsafe fn fill<F: Float>(n: usize, value: F, dst: *mut F) {
 
 /// The packed weights of a kernel's products with a parameter matrix: one
 /// slot per product, packed (`kernels::Packed`) on the first call and again
-/// whenever the matrix is at another address. A kernel's parameter matrices
-/// do not change between calls at the same address (the drivers hold them
-/// fixed for a run).
+/// whenever the matrix is at another address or the table was cleared (the
+/// drivers clear it before a run: parameters change between runs, in place).
 #[derive(Default)]
 pub struct PackTable {
     f32: Vec<Option<(usize, Packed<f32>)>>,
@@ -321,6 +320,12 @@ impl PackTable {
             f32: (0..slots).map(|_| None).collect(),
             f64: (0..slots).map(|_| None).collect(),
         }
+    }
+
+    /// Forgets every packed matrix.
+    pub fn clear(&mut self) {
+        self.f32.iter_mut().for_each(|e| *e = None);
+        self.f64.iter_mut().for_each(|e| *e = None);
     }
 }
 

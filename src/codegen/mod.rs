@@ -59,7 +59,7 @@ impl CompiledStep {
     /// float type; results do not overlap arguments or each other; `scratch`
     /// holds `scratch_len` elements; an unbatched matrix argument (a
     /// parameter) holds the same values whenever it is at the same address
-    /// (its packed copy is reused).
+    /// until [`CompiledStep::forget_packed`] (its packed copy is reused).
     ///
     /// Denormals are flushed to zero while it runs (`kernels::FlushDenormals`):
     /// a saturated tanh RNN produces them, and each costs x86 about a hundred
@@ -69,6 +69,14 @@ impl CompiledStep {
         let table: *mut helpers::PackTable = &mut *self.table;
         // SAFETY: as the caller promises; the table is this step's own.
         unsafe { (self.func)(args.as_ptr(), results.as_ptr(), scratch, table) }
+    }
+}
+
+impl CompiledStep {
+    /// Drops the packed copies of parameter matrices: the next call packs
+    /// them again, from the values they then hold.
+    pub fn forget_packed(&mut self) {
+        self.table.clear();
     }
 }
 

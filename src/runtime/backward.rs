@@ -85,6 +85,7 @@ pub fn run_backward<F: Real>(
     history: Vec<Array3<F>>,
 ) -> Result<(Trajectory<F>, Gradients<F>), KernelError> {
     let (traj, residuals) = run_forward(step, forward, seq, history)?;
+    adjoint.parameters_changed();
     let k = history_depth(step);
     let (t_len, batch) = (seq.steps, seq.batch);
     let mut hbar: Vec<Array3<F>> = traj

@@ -185,6 +185,7 @@ pub fn run_forward<F: Real>(
     seq: &Sequences<F>,
     history: Vec<Array3<F>>,
 ) -> Result<(Trajectory<F>, Residuals<F>), KernelError> {
+    kernel.parameters_changed();
     let k = history_depth(step);
     let (t_len, batch) = (seq.steps, seq.batch);
     let n_results = step.graph.results.len();

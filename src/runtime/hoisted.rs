@@ -60,6 +60,14 @@ impl<'a, F: Real> Chunked<'a, F> {
             .collect()
     }
 
+    /// As [`StepKernel::parameters_changed`], for both kernels.
+    fn parameters_changed(&mut self) {
+        self.full.parameters_changed();
+        if let Some(rest) = &mut self.rest {
+            rest.parameters_changed();
+        }
+    }
+
     /// The kernel for a chunk of `n` rows.
     fn for_rows(&mut self, n: usize) -> &mut (dyn StepKernel<F> + 'a) {
         if n == self.chunk {
@@ -128,6 +136,7 @@ pub fn with_hoisted<F: Real>(
     pre: &mut Chunked<'_, F>,
     seq: &Sequences<F>,
 ) -> Result<Sequences<F>, KernelError> {
+    pre.parameters_changed();
     let (t, b) = (seq.steps, seq.batch);
     let mut values: Vec<ArrayD<F>> = h
         .pre
@@ -210,6 +219,7 @@ pub fn through_hoisted<F: Real>(
     seq: &Sequences<F>,
     mut g: Gradients<F>,
 ) -> Result<Gradients<F>, KernelError> {
+    pre_adjoint.parameters_changed();
     let (t, b) = (seq.steps, seq.batch);
     // Rows past a sequence's length have a zero cotangent; their inputs are
     // zeroed too, so that no `0·inf` there reaches a parameter's gradient

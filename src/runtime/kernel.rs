@@ -8,7 +8,10 @@
 //! graph's argument order, each of the shape [`StepKernel::arg_shapes`] gives;
 //! `results` in its result order, of the shapes [`StepKernel::result_shapes`]
 //! gives (unbatched results have no batch axis). Every result buffer is
-//! overwritten; a kernel keeps nothing from one call to the next.
+//! overwritten; a kernel keeps no values from one call to the next, but may
+//! keep a packed copy of a parameter matrix until
+//! [`StepKernel::parameters_changed`]: every driver calls it before its first
+//! step, and holds the parameters fixed until its last.
 
 use crate::graph::Graph;
 use crate::graph::dim::{Bindings, Type};
@@ -54,6 +57,10 @@ impl<F: Real, K: StepKernel<F> + ?Sized> StepKernel<F> for Box<K> {
     ) -> Result<(), KernelError> {
         (**self).run(args, results)
     }
+
+    fn parameters_changed(&mut self) {
+        (**self).parameters_changed()
+    }
 }
 
 /// One compiled step.
@@ -68,6 +75,9 @@ pub trait StepKernel<F: Real> {
         args: &[ArrayViewD<'_, F>],
         results: &mut [ArrayViewMutD<'_, F>],
     ) -> Result<(), KernelError>;
+    /// The parameters may hold other values from the next call on: a kernel
+    /// that keeps a packed copy of one drops it.
+    fn parameters_changed(&mut self) {}
 }
 
 /// The reference implementation: the interpreter, one op at a time.

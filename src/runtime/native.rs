@@ -74,6 +74,10 @@ impl<F: Real> StepKernel<F> for Native<F> {
         &self.result_shapes
     }
 
+    fn parameters_changed(&mut self) {
+        self.code.forget_packed();
+    }
+
     fn run(
         &mut self,
         args: &[ArrayViewD<'_, F>],
