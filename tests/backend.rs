@@ -34,6 +34,7 @@ use cellc::runtime::backend::{Backend, bptt_kernels, kernel};
 use cellc::runtime::backward::{Cotangents, run_backward};
 use cellc::runtime::forward::{initial_history, run_forward};
 use cellc::runtime::hoisted::{Chunked, loop_of, through_hoisted};
+use cellc::runtime::kernel::StepKernel;
 use cellc::runtime::types::{Gradients, Sequences, Trajectory, size};
 use common::{load, model_names, model_path, random};
 use ndarray::ArrayD;
@@ -341,6 +342,21 @@ fn many_rows_are_hoisted_in_chunks() {
     }
 }
 
+/// The largest difference between the first output of `jit` run forward on
+/// `seq` and the interpreter's.
+fn jit_forward_error(step: &StepGraph, jit: &mut dyn StepKernel<f64>, seq: &Sequences<f64>) -> f64 {
+    let mut k = kernel::<f64>(Backend::Interp, &step.graph, &seq.bindings, seq.batch).unwrap();
+    let want = run_forward(step, &mut k, seq, initial_history(step, seq))
+        .unwrap()
+        .0;
+    let got = run_forward(step, jit, seq, initial_history(step, seq))
+        .unwrap()
+        .0;
+    (&want.outputs[0] - &got.outputs[0])
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+}
+
 /// A kernel packs a parameter matrix once and reuses it while the matrix
 /// stays at its address; given a matrix at another address, it packs that
 /// one: one kernel run on two parameter sets gives each set's result.
@@ -352,18 +368,7 @@ fn a_kernel_repacks_a_parameter_given_at_another_address() {
     let b = &p1.seq.bindings;
     let mut jit = kernel::<f64>(Backend::Jit, &step.graph, b, SMALL.batch).unwrap();
     for p in [&p1, &p2, &p1] {
-        let want = {
-            let mut k = kernel::<f64>(Backend::Interp, &step.graph, b, SMALL.batch).unwrap();
-            run_forward(&step, &mut k, &p.seq, initial_history(&step, &p.seq))
-                .unwrap()
-                .0
-        };
-        let got = run_forward(&step, &mut jit, &p.seq, initial_history(&step, &p.seq))
-            .unwrap()
-            .0;
-        let diff = (&want.outputs[0] - &got.outputs[0])
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = jit_forward_error(&step, &mut jit, &p.seq);
         assert!(diff < 1e-12, "{diff}");
     }
 }
@@ -379,18 +384,7 @@ fn a_kernel_repacks_a_parameter_changed_in_place_between_runs() {
     let mut jit = kernel::<f64>(Backend::Jit, &step.graph, &b, SMALL.batch).unwrap();
     let at: Vec<*const f64> = p.seq.params.iter().map(|a| a.as_ptr()).collect();
     for round in 0..3 {
-        let want = {
-            let mut k = kernel::<f64>(Backend::Interp, &step.graph, &b, SMALL.batch).unwrap();
-            run_forward(&step, &mut k, &p.seq, initial_history(&step, &p.seq))
-                .unwrap()
-                .0
-        };
-        let got = run_forward(&step, &mut jit, &p.seq, initial_history(&step, &p.seq))
-            .unwrap()
-            .0;
-        let diff = (&want.outputs[0] - &got.outputs[0])
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let diff = jit_forward_error(&step, &mut jit, &p.seq);
         assert!(diff < 1e-12, "round {round}: {diff}");
         for w in &mut p.seq.params {
             w.mapv_inplace(|v| -0.7 * v + 0.01);
