@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! foundations    span, scalar (one definition per unary op), rng, diagnostic
-//! kernels        the matrix products generated code calls (GEMM; packed recurrent GEMV)
+//! cellc-rt       (crate rt/) the routines and matrix products generated code calls; the AOT time loop
 //! .cell text
 //!   └─ syntax    pest grammar → AST with spans; the table of language functions
 //!   └─ check     names, time indices, shape inference → typed step graph
@@ -61,7 +61,6 @@ pub mod derivation;
 pub mod diagnostic;
 pub mod graph;
 pub mod interp;
-pub mod kernels;
 pub mod opt;
 pub mod pipeline;
 pub mod rng;

@@ -2,7 +2,7 @@
 //! point, odd sizes, strides, transposed operands, accumulate on and off, each
 //! kernel path this machine runs, f32 and f64.
 
-use cellc::kernels::{
+use cellc_rt::kernels::{
     FlushDenormals, Packed, Path, cellc_gemm_f32, cellc_gemm_f64, cellc_packed_apply_f32,
     cellc_packed_apply_f64, cellc_packed_apply_range_f32, cellc_packed_apply_t_f32,
     cellc_packed_apply_t_f64,
@@ -11,7 +11,7 @@ use cellc::kernels::{
 const SIZES: &[usize] = &[1, 2, 3, 5, 7, 16, 17, 33, 67, 129];
 
 /// f32 or f64, seen from the tests.
-trait T: cellc::kernels::Float {
+trait T: cellc_rt::kernels::Float {
     /// Relative tolerance against the sum of |terms|.
     const TOL: f64;
     fn of(x: f64) -> Self;

@@ -24,12 +24,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("opt", &["graph", "scalar"]),
     ("interp", &["graph"]),
     ("derivation", &["graph", "autodiff", "scalar"]),
-    ("kernels", &[]),
     ("schedule", &["graph", "span"]),
-    (
-        "codegen",
-        &["graph", "schedule", "kernels", "opt", "scalar"],
-    ),
+    ("codegen", &["graph", "schedule", "opt", "scalar"]),
     (
         "pipeline",
         &["check", "graph", "unroll", "autodiff", "opt", "schedule"],

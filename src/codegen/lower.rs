@@ -187,7 +187,7 @@ pub struct Lowerer<'a, 'b> {
     pub args: Vec<Value>,
     pub results: Vec<Value>,
     pub scratch: Value,
-    /// The step's `codegen::helpers::PackTable`.
+    /// The step's `cellc_rt::helpers::PackTable`.
     pub table: Value,
     /// Slots of the table used so far.
     pub slots: usize,
@@ -713,9 +713,9 @@ impl Lowerer<'_, '_> {
                 let (src, src_rs) = operand(self, ops[0])?;
                 let (rows, n) = self.extent(ops[0])?;
                 let kind = match node.op {
-                    Op::Sum => super::helpers::REDUCE_SUM,
-                    Op::Max => super::helpers::REDUCE_MAX,
-                    _ => super::helpers::REDUCE_ARGMAX_MASK,
+                    Op::Sum => cellc_rt::helpers::REDUCE_SUM,
+                    Op::Max => cellc_rt::helpers::REDUCE_MAX,
+                    _ => cellc_rt::helpers::REDUCE_ARGMAX_MASK,
                 };
                 let k = self.b.ins().iconst(types::I32, kind);
                 let mut a = vec![k, self.iconst(rows), self.iconst(n), src];

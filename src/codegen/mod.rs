@@ -8,7 +8,7 @@
 //! ([`helpers`]) registered with the JIT by name; exp, log, tanh, sigmoid
 //! and softplus are inline vector code ([`vmath`]), with documented bounds.
 
-pub mod helpers;
+pub use cellc_rt::helpers;
 pub mod lower;
 pub mod vmath;
 
@@ -34,8 +34,7 @@ pub enum CodegenError {
 
 /// The signature of a compiled step: argument pointers, result pointers,
 /// scratch memory, the step's table of packed weights.
-pub type StepFn =
-    unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8, *mut helpers::PackTable);
+pub use cellc_rt::driver::StepFn;
 
 /// One step graph compiled for fixed sizes, callable until dropped.
 pub struct CompiledStep {
@@ -65,7 +64,7 @@ impl CompiledStep {
     /// a saturated tanh RNN produces them, and each costs x86 about a hundred
     /// times an ordinary operation; the interpreter keeps them.
     pub unsafe fn call(&mut self, args: &[*const u8], results: &[*mut u8], scratch: *mut u8) {
-        let _flush = crate::kernels::FlushDenormals::new();
+        let _flush = cellc_rt::kernels::FlushDenormals::new();
         let table: *mut helpers::PackTable = &mut *self.table;
         // SAFETY: as the caller promises; the table is this step's own.
         unsafe { (self.func)(args.as_ptr(), results.as_ptr(), scratch, table) }
@@ -98,11 +97,14 @@ fn cranelift<E: std::fmt::Display>(e: E) -> CodegenError {
 }
 
 /// The host's instruction set, with the features it has (FMA and SSE4.1
-/// among them: without them vector fma and rounding become library calls).
-fn host_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, CodegenError> {
+/// among them: without them vector fma and rounding become library calls);
+/// position-independent for an object file.
+pub fn host_isa(pic: bool) -> Result<cranelift_codegen::isa::OwnedTargetIsa, CodegenError> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(cranelift)?;
-    flags.set("is_pic", "false").map_err(cranelift)?;
+    flags
+        .set("is_pic", if pic { "true" } else { "false" })
+        .map_err(cranelift)?;
     flags
         .set("use_colocated_libcalls", "false")
         .map_err(cranelift)?;
@@ -110,13 +112,53 @@ fn host_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, CodegenError> {
     isa.finish(settings::Flags::new(flags)).map_err(cranelift)
 }
 
-/// Compiles `g` for the bindings, batch and float type.
-pub fn compile(
+/// What to keep of a function while it is compiled, for `cellc compile --emit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The Cranelift IR, before compilation.
+    pub clif: bool,
+    /// The machine code as Cranelift prints it (instructions with their
+    /// operands, per block).
+    pub asm: bool,
+}
+
+/// One step function emitted into a module.
+pub struct Emitted {
+    pub id: cranelift_module::FuncId,
+    /// Scratch elements a call needs.
+    pub scratch_len: usize,
+    /// Slots of its table of packed weights.
+    pub slots: usize,
+    /// Cranelift instructions emitted, for compile-cost reports.
+    pub instructions: usize,
+    pub clif: Option<String>,
+    pub asm: Option<String>,
+}
+
+/// The signature of a step function ([`StepFn`]) in `module`.
+pub fn step_signature(module: &dyn Module) -> cranelift_codegen::ir::Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for _ in 0..4 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig
+}
+
+/// Emits `g`, compiled for the bindings, batch and float type, into
+/// `module` as a function named `name` of the [`StepFn`] signature: what
+/// the JIT ([`compile`]) and `cellc compile`'s object both run.
+#[allow(clippy::too_many_arguments)]
+pub fn emit_step<M: Module>(
+    module: &mut M,
+    name: &str,
+    linkage: Linkage,
     g: &Graph,
     bindings: &Bindings,
     batch: usize,
     prec: Precision,
-) -> Result<CompiledStep, CodegenError> {
+    listing: Listing,
+) -> Result<Emitted, CodegenError> {
     // What runs is the graph with shared subexpressions (one `[h; x]` where
     // the equations build it twice) and no dead code, exact for NaN; the
     // schedule `cellc graph --schedule` prints is of the same graph.
@@ -124,17 +166,10 @@ pub fn compile(
     let g = &simplified;
     let plan = crate::schedule::fuse(g);
     let layout = lower::layout(g, &plan, bindings, batch, prec.lanes)?;
-    let mut jb = JITBuilder::with_isa(host_isa()?, cranelift_module::default_libcall_names());
-    for (name, ptr) in helpers::symbols() {
-        jb.symbol(name, ptr);
-    }
-    let mut module = JITModule::new(jb);
     let ptr = module.target_config().pointer_type();
     let mut ctx = module.make_context();
-    for _ in 0..4 {
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-    }
-    let funcs = lower::import_routines(&mut module, &mut ctx.func, prec)?;
+    ctx.func.signature = step_signature(module);
+    let funcs = lower::import_routines(module, &mut ctx.func, prec)?;
     let mut fbc = FunctionBuilderContext::new();
     let slots;
     {
@@ -174,21 +209,60 @@ pub fn compile(
         low.b.finalize(module.target_config());
     }
     let instructions = ctx.func.dfg.num_insts();
+    let clif = listing.clif.then(|| ctx.func.display().to_string());
+    ctx.set_disasm(listing.asm);
     let id = module
-        .declare_function("step", Linkage::Local, &ctx.func.signature)
+        .declare_function(name, linkage, &ctx.func.signature)
         .map_err(cranelift)?;
     module.define_function(id, &mut ctx).map_err(cranelift)?;
+    let asm = if listing.asm {
+        ctx.compiled_code().and_then(|c| c.vcode.clone())
+    } else {
+        None
+    };
     module.clear_context(&mut ctx);
+    Ok(Emitted {
+        id,
+        scratch_len: layout.scratch_len,
+        slots,
+        instructions,
+        clif,
+        asm,
+    })
+}
+
+/// Compiles `g` for the bindings, batch and float type, in process.
+pub fn compile(
+    g: &Graph,
+    bindings: &Bindings,
+    batch: usize,
+    prec: Precision,
+) -> Result<CompiledStep, CodegenError> {
+    let mut jb = JITBuilder::with_isa(host_isa(false)?, cranelift_module::default_libcall_names());
+    for (name, ptr) in helpers::symbols() {
+        jb.symbol(name, ptr);
+    }
+    let mut module = JITModule::new(jb);
+    let step = emit_step(
+        &mut module,
+        "step",
+        Linkage::Local,
+        g,
+        bindings,
+        batch,
+        prec,
+        Listing::default(),
+    )?;
     module.finalize_definitions().map_err(cranelift)?;
-    let code = module.get_finalized_function(id);
+    let code = module.get_finalized_function(step.id);
     // SAFETY: the function was built with exactly this signature.
     let func: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(code) };
     Ok(CompiledStep {
         module: Some(module),
         func,
-        scratch_len: layout.scratch_len,
+        scratch_len: step.scratch_len,
         precision: prec,
-        instructions,
-        table: Box::new(helpers::PackTable::new(slots)),
+        instructions: step.instructions,
+        table: Box::new(helpers::PackTable::new(step.slots)),
     })
 }

@@ -1,7 +1,8 @@
 //! The routines generated code calls for a plan's calls: everything that is
 //! not a fused elementwise loop. Each is an `extern "C"` function taking raw
 //! pointers, sizes and row strides (in elements), registered with the JIT by
-//! name ([`symbols`]). Generated code calls them only with sizes and pointers
+//! name ([`symbols`]) and exported under the same names from `libcellc_rt.a`,
+//! which objects from `cellc compile` link. Generated code calls them only with sizes and pointers
 //! the code generator derived from checked shapes, so they do not check again.
 //!
 //! A row stride of 0 reads an unbatched operand once for every row.
@@ -337,6 +338,7 @@ macro_rules! entry_points {
             /// `W·v` (or `Wᵀ·v`) on the packed `W` of `slot`, packed from `w`
             /// (`[m, n]`, contiguous) when the slot holds another address.
             #[allow(clippy::too_many_arguments)]
+            #[unsafe(export_name = concat!("cellc_packed_matvec_", $suffix))]
             pub(super) extern "C" fn packed_matvec(
                 table: *mut PackTable,
                 slot: usize,
@@ -371,6 +373,7 @@ macro_rules! entry_points {
                     }
                 }
             }
+            #[unsafe(export_name = concat!("cellc_matvec_", $suffix))]
             pub(super) extern "C" fn matvec(
                 rows: usize,
                 m: usize,
@@ -385,6 +388,7 @@ macro_rules! entry_points {
                 // SAFETY: called by generated code with checked shapes.
                 unsafe { super::matvec(rows, m, n, w, w_rs, v, v_rs, out, transpose != 0) }
             }
+            #[unsafe(export_name = concat!("cellc_outer_", $suffix))]
             pub(super) extern "C" fn outer(
                 rows: usize,
                 m: usize,
@@ -398,6 +402,7 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::outer(rows, m, n, a, a_rs, v, v_rs, out) }
             }
+            #[unsafe(export_name = concat!("cellc_outer_sum_", $suffix))]
             pub(super) extern "C" fn outer_sum(
                 rows: usize,
                 m: usize,
@@ -411,6 +416,7 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::outer_sum(rows, m, n, a, a_rs, v, v_rs, out) }
             }
+            #[unsafe(export_name = concat!("cellc_copy_", $suffix))]
             pub(super) extern "C" fn copy(
                 rows: usize,
                 n: usize,
@@ -422,6 +428,7 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::copy(rows, n, src, src_rs, dst, dst_rs) }
             }
+            #[unsafe(export_name = concat!("cellc_reduce_", $suffix))]
             pub(super) extern "C" fn reduce(
                 kind: u32,
                 rows: usize,
@@ -438,6 +445,7 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::reduce(kind, rows, n, src, src_rs, dst) }
             }
+            #[unsafe(export_name = concat!("cellc_batch_sum_", $suffix))]
             pub(super) extern "C" fn batch_sum(
                 rows: usize,
                 n: usize,
@@ -448,6 +456,7 @@ macro_rules! entry_points {
                 // SAFETY: as above.
                 unsafe { super::batch_sum(rows, n, src, src_rs, dst) }
             }
+            #[unsafe(export_name = concat!("cellc_fill_", $suffix))]
             pub(super) extern "C" fn fill(n: usize, value: $f, dst: *mut $f) {
                 // SAFETY: as above.
                 unsafe { super::fill(n, value, dst) }

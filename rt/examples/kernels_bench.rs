@@ -1,9 +1,9 @@
 //! Ad-hoc timings of the kernels on the products of an LSTM step:
-//! `cargo run --release --example kernels_bench`. Prints, per shape and rows,
+//! `cargo run --release -p cellc-rt --example kernels_bench`. Prints, per shape and rows,
 //! µs per product, GFLOP/s, and GB/s of weights streamed (4H×H weights once
 //! per product, as a GEMV on weights in L2 reads them).
 
-use cellc::kernels::{Float, Packed, Path, cellc_gemm_f32, cellc_gemm_f64};
+use cellc_rt::kernels::{Float, Packed, Path, cellc_gemm_f32, cellc_gemm_f64};
 use std::hint::black_box;
 use std::time::Instant;
 
