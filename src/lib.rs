@@ -17,6 +17,7 @@
 //!   └─ schedule  the native back end's plan: hoisting over T·B rows, fused loops and calls
 //!   └─ codegen   Cranelift code for schedules: fused loops, inline vector math, the JIT
 //!   └─ runtime   the kernel interface (interpreted or native); the time loop forward and back
+//!   └─ aot       `cellc compile`: an object file with C entry points, and its header
 //!   └─ data      NumPy files, dimension binding, array matching, generated data
 //!   └─ train     training policy on the gradients: clipping
 //!   └─ bench     timing kernels on generated data; matrix FLOPs of a call
@@ -51,6 +52,7 @@
 //! assert_eq!(run.outputs[0][[1, 0, 0]], 12.0);
 //! ```
 
+pub mod aot;
 pub mod autodiff;
 pub mod bench;
 pub mod check;

@@ -34,6 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "runtime",
         &["graph", "interp", "autodiff", "codegen", "schedule"],
     ),
+    ("aot", &["graph", "autodiff", "codegen", "runtime"]),
     ("data", &["graph", "runtime", "rng"]),
     ("train", &["graph", "runtime"]),
     (
@@ -58,6 +59,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "schedule",
             "pipeline",
             "runtime",
+            "codegen",
+            "aot",
             "data",
             "train",
             "bench",

@@ -70,10 +70,14 @@ Examples:
   cellc bptt models/gru.cell --format latex";
 
 pub(super) const COMPILE_AFTER: &str = "\
-Output (once built): KERNEL.o, the object file; KERNEL.h, its C header.
+Output: KERNEL.o, the object file, exporting PREFIX_forward, PREFIX_backward,
+PREFIX_forward_workspace and PREFIX_backward_workspace; KERNEL.h, its C
+header, which documents every argument, shape, error code and the link line.
+Each file is written whole or not at all.
 
-Example, once built:
-  cellc compile models/lstm.cell -D X=8 -D H=16 -o lstm.o --header lstm.h";
+Example:
+  cellc compile models/lstm.cell -D X=8 -D H=16 --batch 4 -o lstm.o --header lstm.h
+  cc -std=c99 main.c lstm.o -L target/release -lcellc_rt -lm -lpthread -ldl";
 
 pub(super) const BENCH_AFTER: &str = "\
 Output: on stdout, the compile time (text to callable kernels), the time per

@@ -7,6 +7,7 @@
 
 mod bench;
 mod commands;
+mod compile;
 mod help;
 mod load;
 mod progress;
@@ -54,6 +55,12 @@ pub enum EqFormat {
 pub enum DType {
     F32,
     F64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    Clif,
+    Asm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -286,23 +293,44 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: EqFormat,
     },
-    /// Compile the cell to a native object file (not built yet)
+    /// Compile the cell to a native object file and a C header
     ///
-    /// Will compile the forward and backward passes, for the sizes bound by
-    /// -D, to an object file with C-ABI entry points and a C header that
-    /// documents them. Not built yet: today it exits with an error; `cellc run`
-    /// and `cellc grad` run a cell with the interpreter.
+    /// Compiles the forward pass and backpropagation through time, for the
+    /// sizes bound by -D and the batch given by --batch, to one
+    /// position-independent object file with C entry points, and a C header
+    /// that documents them. A C program links the object with the runtime
+    /// library `libcellc_rt.a` (which `cargo build --release` writes to
+    /// target/release/); the header gives the link line.
     #[command(verbatim_doc_comment, after_help = help::COMPILE_AFTER)]
     Compile {
         /// The cell file (`.cell`)
         cell: PathBuf,
-        /// The command's options: -D NAME=SIZE ... -o KERNEL.o [--header KERNEL.h]
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "ARGS"
-        )]
-        rest: Vec<String>,
+        /// Bind a dimension, `-D H=128` (repeatable): every size is fixed
+        /// at compile time
+        #[arg(verbatim_doc_comment, short = 'D', value_name = "NAME=SIZE", value_parser = parse_define)]
+        define: Vec<(String, usize)>,
+        /// The object file to write
+        #[arg(short = 'o', value_name = "KERNEL.o")]
+        output: PathBuf,
+        /// Also write the C header
+        #[arg(long, value_name = "KERNEL.h")]
+        header: Option<PathBuf>,
+        /// The batch every call runs (sequences per call), fixed at compile
+        /// time; the number of steps is given per call
+        #[arg(verbatim_doc_comment, long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch: u64,
+        /// The element type of every array
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: DType,
+        /// The prefix of every exported symbol and header name (a C
+        /// identifier); default: the cell's name
+        #[arg(verbatim_doc_comment, long, value_name = "NAME")]
+        prefix: Option<String>,
+        /// Instead of the object, write the Cranelift IR (`clif`) or the
+        /// machine code as Cranelift prints it (`asm`) of each step
+        /// function to -o
+        #[arg(verbatim_doc_comment, long, value_enum, value_name = "clif|asm")]
+        emit: Option<Emit>,
     },
     /// Time the kernels on generated data
     ///
@@ -431,9 +459,25 @@ pub fn main_with(cli: Cli) -> i32 {
         },
         Command::Bptt { cell, format } => cmd_bptt(&cell, format),
         Command::Bench { cell, args } => bench::cmd_bench(&cell, &args),
-        Command::Compile { .. } => Err(Failure(
-            "error: native code generation is not available yet: `cellc compile` is not built; `cellc run` and `cellc grad` run a cell with the interpreter".into(),
-        )),
+        Command::Compile {
+            cell,
+            define,
+            output,
+            header,
+            batch,
+            dtype,
+            prefix,
+            emit,
+        } => compile::cmd_compile(&compile::CompileArgs {
+            cell: &cell,
+            define: &define,
+            output: &output,
+            header: header.as_deref(),
+            batch: batch as usize,
+            dtype,
+            prefix: prefix.as_deref(),
+            emit,
+        }),
         Command::Train { .. } => Err(Failure("error: `cellc train` is not available yet".into())),
     };
     match result {

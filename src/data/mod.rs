@@ -53,4 +53,4 @@ pub use array::{ArrayData, NpyArray};
 pub use error::NpyError;
 pub use npz::{NpzFile, NpzMember, read_npz, write_npz};
 pub use read::{NpyFile, NpyHeader, read_npy, read_npy_bytes};
-pub use write::{check_writable, remove_temporaries, write_npy};
+pub use write::{check_writable, remove_temporaries, write_file, write_npy};

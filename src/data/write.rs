@@ -25,6 +25,12 @@ pub fn write_npy(path: &Path, array: &ArrayData) -> Result<(), NpyError> {
     })
 }
 
+/// Writes any file atomically (an object file, a header): the target is
+/// either the whole of `bytes` or untouched.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NpyError> {
+    write_atomically(path, |file| file.write_all(bytes))
+}
+
 /// The size of the `.npy` bytes `write_npy_to` produces for `array`.
 pub(super) fn npy_size(array: &ArrayData) -> u64 {
     let item = match array {

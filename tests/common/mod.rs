@@ -49,29 +49,51 @@ pub fn problem(
     give_init: bool,
     seed: u64,
 ) -> Problem {
-    let b = bindings(step);
-    let batch = 3;
+    problem_with(
+        step,
+        &bindings(step),
+        t,
+        3,
+        lengths,
+        reverse,
+        give_init,
+        seed,
+    )
+}
+
+/// [`problem`] at the given sizes and batch.
+#[allow(clippy::too_many_arguments)]
+pub fn problem_with(
+    step: &StepGraph,
+    b: &Bindings,
+    t: usize,
+    batch: usize,
+    lengths: Option<Vec<i64>>,
+    reverse: bool,
+    give_init: bool,
+    seed: u64,
+) -> Problem {
     // The raw state, as the SplitMix64 copy this replaced took it: same data.
     let mut rng = SplitMix64::from_state(seed);
-    let params = random::params(step, &b, &mut rng, 0.8);
-    let inputs = random::inputs(step, &b, &mut rng, t, batch);
+    let params = random::params(step, b, &mut rng, 0.8);
+    let inputs = random::inputs(step, b, &mut rng, t, batch);
     let init = if give_init {
-        random::states(step, &b, &mut rng, batch, 0.5)
+        random::states(step, b, &mut rng, batch, 0.5)
     } else {
         vec![]
     };
-    let seq = prepare(step, params, inputs, init, lengths, &b, reverse).unwrap();
+    let seq = prepare(step, params, inputs, init, lengths, b, reverse).unwrap();
     let cot = Cotangents {
         outputs: step
             .outputs
             .iter()
             .map(|o| {
                 let mut shape = vec![t, batch];
-                shape.extend(o.ty.dims.iter().map(|d| size(d, &b)));
+                shape.extend(o.ty.dims.iter().map(|d| size(d, b)));
                 Some(rng.uniform(&shape, 1.0))
             })
             .collect(),
-        last: random::states(step, &b, &mut rng, batch, 1.0)
+        last: random::states(step, b, &mut rng, batch, 1.0)
             .into_iter()
             .map(|(_, a)| Some(a.into_dimensionality().unwrap()))
             .collect(),
