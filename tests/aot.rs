@@ -571,3 +571,287 @@ fn the_object_exports_its_entry_points_only() {
         );
     }
 }
+
+/// The numbers after `label = ` in the example's output, in order.
+fn numbers(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for part in text.split([',', ':', '\n']) {
+        if let Some((label, value)) = part.split_once(" = ") {
+            out.push((label.trim().to_string(), value.trim().parse().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_c_example_builds_with_its_makefile_and_prints_the_interpreters_checksums() {
+    let dir = scratch("aot-example");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["main.c", "Makefile"] {
+        std::fs::copy(root.join("examples/c").join(f), dir.join(f)).unwrap();
+    }
+    let (x, h, b, t) = (5usize, 11usize, 3usize, 7usize);
+    run(
+        Command::new("make")
+            .arg(format!("ROOT={}", root.display()))
+            .arg(format!("CELLC={}", env!("CARGO_BIN_EXE_cellc")))
+            .arg(format!("RUNTIME={}", runtime_dir().display()))
+            .args([format!("X={x}"), format!("H={h}"), format!("B={b}")])
+            .current_dir(&*dir),
+        "make (the example's Makefile)",
+    );
+    // The example's data, as `unzip params.npz` would give it.
+    let step = load(&model_path("lstm"));
+    let bindings = with_sizes(&step, &[("X", x), ("H", h)]);
+    let p = common::problem_with(&step, &bindings, t, b, None, false, false, 11);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (seq, _) = in_type::<f32>(&p);
+    for (sig, a) in step.params.iter().zip(&seq.params) {
+        cellc::data::write_npy(
+            &data.join(format!("{}.npy", sig.name)),
+            &cellc::data::ArrayData::F32(a.clone()),
+        )
+        .unwrap();
+    }
+    cellc::data::write_npy(
+        &data.join("x.npy"),
+        &cellc::data::ArrayData::F32(seq.inputs[0].clone().into_dyn()),
+    )
+    .unwrap();
+    let printed = run(
+        Command::new(dir.join("lstm_example"))
+            .arg(&data)
+            .current_dir(&*dir),
+        "the example",
+    );
+    // The interpreter on the same arrays: the loss is sum(h) over every step.
+    let traj = forward(&step, &seq).unwrap();
+    let cot = Cotangents {
+        outputs: vec![Some(ArrayD::from_elem(traj.outputs[0].raw_dim(), 1.0f32))],
+        last: vec![None, None],
+    };
+    let adj = differentiate_step(&step).unwrap();
+    let g = backward(&step, &adj, &seq, &cot).unwrap();
+    let total = |a: &ArrayD<f32>| {
+        (
+            a.iter().map(|&v| v as f64).sum::<f64>(),
+            a.iter().map(|&v| (v as f64).abs()).sum::<f64>(),
+        )
+    };
+    let mut want = vec![
+        ("sum(h)".to_string(), total(&traj.outputs[0])),
+        (
+            "sum(h.last)".into(),
+            total(&traj.last[0].clone().into_dyn()),
+        ),
+        (
+            "sum(C.last)".into(),
+            total(&traj.last[1].clone().into_dyn()),
+        ),
+    ];
+    for (sig, a) in step.params.iter().zip(&g.params) {
+        want.push((format!("sum(d{})", sig.name), total(a)));
+    }
+    want.push(("sum(dx)".into(), total(&g.inputs[0].clone().into_dyn())));
+    let got: Vec<(String, f64)> = numbers(&printed)
+        .into_iter()
+        .filter(|(l, _)| l.starts_with("sum("))
+        .collect();
+    assert_eq!(got.len(), want.len(), "the example printed:\n{printed}");
+    for ((label, value), (wlabel, (sum, scale))) in got.iter().zip(&want) {
+        assert_eq!(label, wlabel, "the example printed:\n{printed}");
+        assert!(
+            (value - sum).abs() <= 1e-5 * scale + 1e-6,
+            "{label}: the example printed {value}, the interpreter gives {sum}"
+        );
+    }
+}
+
+/// Bad calls return their error codes and write nothing.
+const BAD_CALLS: &str = r#"#include "cell.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond) do { if (!(cond)) { printf("failed: %s (line %d)\n", #cond, __LINE__); return 1; } } while (0)
+
+int main(void) {
+    enum { T = 3 };
+    static cell_real w[4 * CELL_PARAM_W_f_SIZE], bias[4 * CELL_PARAM_b_f_SIZE], x[T * CELL_INPUT_x_SIZE];
+    static cell_real h[T * CELL_OUTPUT_h_SIZE];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = 0.5f;
+    cell_params p = {w, w + CELL_PARAM_W_f_SIZE, w + 2 * CELL_PARAM_W_f_SIZE, w + 3 * CELL_PARAM_W_f_SIZE,
+                     bias, bias + CELL_PARAM_b_f_SIZE, bias + 2 * CELL_PARAM_b_f_SIZE, bias + 3 * CELL_PARAM_b_f_SIZE};
+    cell_inputs in = {x};
+    cell_outputs out = {h};
+    size_t n = cell_forward_workspace(T);
+    CHECK(n > 0);
+    void *ws = malloc(n);
+    CHECK(ws != NULL);
+    memset(h, 0x7f, sizeof h);
+    CHECK(cell_forward(T, NULL, &in, NULL, NULL, 0, &out, NULL, ws, n) == CELL_ERR_NULL);
+    CHECK(cell_forward(T, &p, NULL, NULL, NULL, 0, &out, NULL, ws, n) == CELL_ERR_NULL);
+    cell_params missing = p;
+    missing.b_o = NULL;
+    CHECK(cell_forward(T, &missing, &in, NULL, NULL, 0, &out, NULL, ws, n) == CELL_ERR_NULL);
+    CHECK(cell_forward(T, &p, &in, NULL, NULL, 0, &out, NULL, NULL, n) == CELL_ERR_NULL);
+    CHECK(cell_forward(T, &p, &in, NULL, NULL, 0, &out, NULL, ws, n - 1) == CELL_ERR_WORKSPACE);
+    int32_t too_long[CELL_BATCH] = {T + 1, 1};
+    CHECK(cell_forward(T, &p, &in, NULL, too_long, 0, &out, NULL, ws, n) == CELL_ERR_LENGTH);
+    int32_t negative[CELL_BATCH] = {-1, 1};
+    CHECK(cell_forward(T, &p, &in, NULL, negative, 0, &out, NULL, ws, n) == CELL_ERR_LENGTH);
+    CHECK(cell_forward_workspace(SIZE_MAX / 2) == 0);
+    CHECK(cell_backward_workspace(SIZE_MAX / 2) == 0);
+    CHECK(cell_forward(SIZE_MAX / 2, &p, &in, NULL, NULL, 0, &out, NULL, ws, n) == CELL_ERR_SIZE);
+    for (size_t i = 0; i < sizeof h; i++) CHECK(((unsigned char *)h)[i] == 0x7f); /* nothing written */
+    CHECK(cell_backward(T, &p, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, ws, n) == CELL_ERR_NULL);
+    CHECK(cell_backward(T, &p, &in, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, ws,
+                        cell_backward_workspace(T) - 1) == CELL_ERR_WORKSPACE);
+    /* Good calls: forward, and backward with every result left out. */
+    CHECK(cell_forward(T, &p, &in, NULL, NULL, 0, &out, NULL, ws, n) == CELL_OK);
+    CHECK(h[0] == 0.0f); /* zero weights: h stays 0 */
+    CHECK(cell_forward(0, &p, &in, NULL, NULL, 0, &out, NULL, ws, n) == CELL_OK);
+    size_t nb = cell_backward_workspace(T);
+    void *wb = malloc(nb);
+    CHECK(wb != NULL);
+    CHECK(cell_backward(T, &p, &in, NULL, NULL, 1, NULL, NULL, NULL, NULL, NULL, NULL, wb, nb) == CELL_OK);
+    free(ws);
+    free(wb);
+    printf("ok\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn bad_calls_return_their_error_codes_and_write_nothing() {
+    let dir = scratch("aot-bad-calls");
+    let path = PathBuf::from(model_path("lstm"));
+    compile(&dir, &path, &[("X".into(), 3), ("H".into(), 5)], 2, "f32");
+    std::fs::write(dir.join("main.c"), BAD_CALLS).unwrap();
+    build(&dir);
+    let out = run(
+        Command::new(dir.join("main")).current_dir(&*dir),
+        "the bad calls",
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn the_header_compiles_as_c99_and_as_cpp_with_warnings_as_errors() {
+    let dir = scratch("aot-header");
+    std::fs::write(dir.join("custom.cell"), CUSTOM).unwrap();
+    let cases = [
+        ("lstm", model_path("lstm"), "f32"),
+        ("gru", model_path("gru"), "f64"),
+        (
+            "custom",
+            dir.join("custom.cell").display().to_string(),
+            "f32",
+        ),
+    ];
+    for (name, cell, dtype) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cellc"));
+        cmd.args(["compile", &cell, "-D", "X=3", "-D", "H=4", "--dtype", dtype])
+            .args(["--prefix", name, "-o"])
+            .arg(format!("{name}.o"))
+            .arg("--header")
+            .arg(format!("{name}.h"))
+            .current_dir(&*dir);
+        run(&mut cmd, "cellc compile");
+    }
+    // Three cells in one program: the prefixes keep every name apart.
+    std::fs::write(
+        dir.join("all.c"),
+        "#include \"lstm.h\"\n#include \"gru.h\"\n#include \"custom.h\"\n#include \"lstm.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    run(
+        Command::new("gcc")
+            .args([
+                "-std=c99",
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "all.c",
+                "lstm.o",
+            ])
+            .args(["gru.o", "custom.o", "-L"])
+            .arg(runtime_dir())
+            .args(["-lcellc_rt", "-lm", "-lpthread", "-ldl", "-o", "all"])
+            .current_dir(&*dir),
+        "gcc on three headers",
+    );
+    std::fs::copy(dir.join("all.c"), dir.join("all.cpp")).unwrap();
+    run(
+        Command::new("g++")
+            .args([
+                "-std=c++11",
+                "-pedantic",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+            ])
+            .arg("all.cpp")
+            .current_dir(&*dir),
+        "g++ on three headers",
+    );
+}
+
+#[test]
+fn emit_writes_the_cranelift_ir_or_the_machine_code_of_each_step() {
+    let dir = scratch("aot-emit");
+    let cell = model_path("lstm");
+    for (emit, needle) in [("clif", "function"), ("asm", "ret")] {
+        let out = common::cellc(
+            &dir,
+            &[
+                "compile", &cell, "-D", "X=3", "-D", "H=4", "--emit", emit, "-o", "out.txt",
+            ],
+        );
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let text = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+        for step in [
+            "lstm__forward_step",
+            "lstm__bptt_forward_step",
+            "lstm__adjoint_step",
+        ] {
+            assert!(text.contains(step), "--emit {emit}: no {step}");
+        }
+        assert!(text.contains(needle), "--emit {emit}:\n{text}");
+    }
+}
+
+#[test]
+fn compile_refuses_bad_arguments_with_clear_errors() {
+    let dir = scratch("aot-errors");
+    let cell = model_path("lstm");
+    for (args, needle) in [
+        (&["-D", "X=3", "-o", "a.o"][..], "H is not bound"),
+        (&["-D", "X=3", "-D", "H=0", "-o", "a.o"][..], "H"),
+        (
+            &["-D", "X=3", "-D", "H=4", "--prefix", "9x", "-o", "a.o"][..],
+            "not a C identifier",
+        ),
+        (
+            &["-D", "X=3", "-D", "H=4", "--batch", "0", "-o", "a.o"][..],
+            "--batch",
+        ),
+        (
+            &["-D", "X=3", "-D", "H=4", "-o", "no/such/dir/a.o"][..],
+            "a.o",
+        ),
+    ] {
+        let mut all = vec!["compile", cell.as_str()];
+        all.extend(args);
+        let out = common::cellc(&dir, &all);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = common::stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!dir.join("a.o").exists(), "{args:?} wrote a file");
+    }
+}
