@@ -72,12 +72,14 @@ Examples:
 pub(super) const COMPILE_AFTER: &str = "\
 Output: KERNEL.o, the object file, exporting PREFIX_forward, PREFIX_backward,
 PREFIX_forward_workspace and PREFIX_backward_workspace; KERNEL.h, its C
-header, which documents every argument, shape, error code and the link line.
+header, which documents every argument, shape, error code and the link line
+(cc -std=c99 main.c lstm.o -L target/release -lcellc_rt -lm -lpthread -ldl).
 Each file is written whole or not at all.
 
-Example:
+Examples:
   cellc compile models/lstm.cell -D X=8 -D H=16 --batch 4 -o lstm.o --header lstm.h
-  cc -std=c99 main.c lstm.o -L target/release -lcellc_rt -lm -lpthread -ldl";
+  cellc compile models/lstm.cell -D X=8 -D H=16 --dtype f64 --prefix lstm64 -o lstm64.o --header lstm64.h
+  cellc compile models/gru.cell -D X=8 -D H=16 --emit clif -o gru.clif";
 
 pub(super) const BENCH_AFTER: &str = "\
 Output: on stdout, the compile time (text to callable kernels), the time per
